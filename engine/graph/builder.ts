@@ -1,0 +1,234 @@
+/**
+ * A small, typed ONNX graph builder. It knows nothing about transformers: it names values,
+ * adds nodes, and stores initializers either inline (small constants) or in an external
+ * weights file (everything large), so a multi-gigabyte model never sits in the protobuf.
+ */
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+export const ElemType = {
+  float: onnx.TensorProto.DataType.FLOAT,
+  int32: onnx.TensorProto.DataType.INT32,
+  int64: onnx.TensorProto.DataType.INT64,
+  bool: onnx.TensorProto.DataType.BOOL,
+} as const;
+export type ElemType = (typeof ElemType)[keyof typeof ElemType];
+
+/** A dimension is a fixed size or a symbolic name shared across the graph. */
+export type Dim = number | string;
+export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };
+
+export const MS_DOMAIN = 'com.microsoft';
+/** ONNX default-domain opset the graph targets; every op below is used with this version's semantics. */
+export const OPSET = 17;
+
+type TypedData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+
+/** Appends tensors to one external-data file, 64-byte aligned so the runtime can read them directly. */
+export class WeightsWriter {
+  private fd: number;
+  private offset = 0;
+  constructor(readonly path: string, readonly fileName: string) {
+    this.fd = openSync(path, 'w');
+  }
+
+  append(data: TypedData): { offset: number; length: number } {
+    const pad = (64 - (this.offset % 64)) % 64;
+    if (pad) {
+      writeSync(this.fd, new Uint8Array(pad));
+      this.offset += pad;
+    }
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let written = 0;
+    while (written < bytes.length) written += writeSync(this.fd, bytes, written, bytes.length - written);
+    const at = this.offset;
+    this.offset += bytes.length;
+    return { offset: at, length: bytes.length };
+  }
+
+  get size(): number {
+    return this.offset;
+  }
+
+  close(): void {
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+  }
+}
+
+function elemTypeOf(data: TypedData): ElemType {
+  if (data instanceof Float32Array) return ElemType.float;
+  if (data instanceof Int32Array) return ElemType.int32;
+  if (data instanceof BigInt64Array) return ElemType.int64;
+  return ElemType.bool;
+}
+
+function attribute(name: string, v: AttrValue): onnxProto.onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
+  if (typeof v === 'number') return { name, type: T.INT, i: v };
+  if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
+  if ('float' in v) return { name, type: T.FLOAT, f: v.float };
+  return { name, type: T.FLOATS, floats: v.floats };
+}
+
+export interface NodeOptions {
+  domain?: string;
+  /** Number of outputs (default 1). */
+  outputs?: number;
+  /** Explicit output names (e.g. graph outputs); otherwise fresh names are made. */
+  names?: string[];
+}
+
+export class GraphBuilder {
+  private nodes: onnxProto.onnx.INodeProto[] = [];
+  private inits: onnxProto.onnx.ITensorProto[] = [];
+  private inputs: onnxProto.onnx.IValueInfoProto[] = [];
+  private outputs: onnxProto.onnx.IValueInfoProto[] = [];
+  private counter = 0;
+  private scope = '';
+  private constCache = new Map<string, string>();
+
+  constructor(private readonly weights: WeightsWriter | null) {}
+
+  /** Prefix for generated names, so a dumped graph reads "layers.3/attn/…". */
+  withScope<T>(scope: string, fn: () => T): T {
+    const saved = this.scope;
+    this.scope = saved ? `${saved}/${scope}` : scope;
+    try {
+      return fn();
+    } finally {
+      this.scope = saved;
+    }
+  }
+
+  fresh(hint: string): string {
+    return `${this.scope ? this.scope + '/' : ''}${hint}_${this.counter++}`;
+  }
+
+  input(name: string, type: ElemType, dims: Dim[]): string {
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  output(name: string, type: ElemType, dims: Dim[]): void {
+    this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** A named initializer. Large tensors go to the external weights file. */
+  initializer(name: string, data: TypedData, dims: number[]): string {
+    const tensor: onnxProto.onnx.ITensorProto = { name, dims, dataType: elemTypeOf(data) };
+    if (this.weights && data.byteLength >= 1024) {
+      const { offset, length } = this.weights.append(data);
+      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      tensor.externalData = [
+        { key: 'location', value: this.weights.fileName },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(length) },
+      ];
+    } else {
+      tensor.rawData = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    }
+    this.inits.push(tensor);
+    return name;
+  }
+
+  /** A small constant, de-duplicated by value. */
+  constI64(values: number[]): string {
+    const key = `i64:${values.join(',')}`;
+    let name = this.constCache.get(key);
+    if (!name) {
+      name = `const_i64_${this.constCache.size}`;
+      this.initializer(name, BigInt64Array.from(values, BigInt), [values.length]);
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+
+  constF32(value: number): string {
+    const key = `f32:${value}`;
+    let name = this.constCache.get(key);
+    if (!name) {
+      name = `const_f32_${this.constCache.size}`;
+      this.initializer(name, Float32Array.of(value), []);
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+
+  node(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, opts: NodeOptions = {}): string[] {
+    const count = opts.names?.length ?? opts.outputs ?? 1;
+    const outs = opts.names ?? Array.from({ length: count }, () => this.fresh(op.toLowerCase()));
+    this.nodes.push({
+      name: this.fresh(`n_${op}`),
+      opType: op,
+      domain: opts.domain ?? '',
+      input: inputs,
+      output: outs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outs;
+  }
+
+  /** Single-output node. */
+  op(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, opts: NodeOptions = {}): string {
+    return this.node(op, inputs, attrs, opts)[0]!;
+  }
+
+  // Thin helpers for the ops the model graph uses most; each is one ONNX node.
+  matmul(a: string, b: string): string {
+    return this.op('MatMul', [a, b]);
+  }
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  reshape(x: string, shape: number[]): string {
+    return this.op('Reshape', [x, this.constI64(shape)]);
+  }
+  transpose(x: string, perm: number[]): string {
+    return this.op('Transpose', [x], { perm });
+  }
+  concat(xs: string[], axis: number): string {
+    return this.op('Concat', xs, { axis });
+  }
+
+  toModelBytes(): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'moe-lab',
+      opsetImport: [
+        { domain: '', version: OPSET },
+        { domain: MS_DOMAIN, version: 1 },
+      ],
+      graph: {
+        name: 'moe_lab_decoder',
+        node: this.nodes,
+        initializer: this.inits,
+        input: this.inputs,
+        output: this.outputs,
+      },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+
+  get nodeCount(): number {
+    return this.nodes.length;
+  }
+}
+
+function valueInfo(name: string, elemType: ElemType, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Building blocks shared by every architecture: linear layers, RMSNorm, SwiGLU MLP, RoPE.
+ * Each takes and returns value names; shapes are noted as [T, D] etc. (T = new tokens).
+ */
+import type { GraphBuilder } from './builder.ts';
+import type { WeightSource } from './weights.ts';
+
+/** y = x · Wᵀ (+ b). HF stores W as [out, in]; the graph keeps Wᵀ [in, out] so MatMul needs no transpose. */
+export function linear(b: GraphBuilder, w: WeightSource, x: string, name: string, inDim: number, outDim: number, bias = false): string {
+  const wt = b.initializer(name + '.T', transpose2d(w.read(name + '.weight', [outDim, inDim]), outDim, inDim), [inDim, outDim]);
+  let y = b.matmul(x, wt); // [T, out]
+  if (bias) y = b.add(y, b.initializer(name + '.bias', w.read(name + '.bias', [outDim]), [outDim]));
+  return y;
+}
+
+/** RMSNorm over the last axis, in float32: x · rsqrt(mean(x²) + eps) · weight. */
+export function rmsNorm(b: GraphBuilder, w: WeightSource, x: string, name: string, dim: number, eps: number): string {
+  const weight = b.initializer(name, w.read(name, [dim]), [dim]);
+  const ms = b.op('ReduceMean', [b.mul(x, x)], { axes: [-1], keepdims: 1 });
+  const inv = b.op('Reciprocal', [b.op('Sqrt', [b.add(ms, b.constF32(eps))])]);
+  return b.mul(b.mul(x, inv), weight);
+}
+
+export function silu(b: GraphBuilder, x: string): string {
+  return b.mul(x, b.op('Sigmoid', [x]));
+}
+
+/** Dense SwiGLU MLP: down(silu(gate(x)) · up(x)). x: [T, D] → [T, D]. */
+export function swigluMlp(b: GraphBuilder, w: WeightSource, x: string, names: { gate: string; up: string; down: string }, d: number, f: number): string {
+  const g = linear(b, w, x, names.gate, d, f); // [T, F]
+  const u = linear(b, w, x, names.up, d, f); // [T, F]
+  return linear(b, w, b.mul(silu(b, g), u), names.down, f, d); // [T, D]
+}
+
+/**
+ * Rotary embedding, HF "rotate_half" convention: x·cos + rotate_half(x)·sin.
+ * x: [T, heads, Dh]; cos/sin: [T, 1, Dh] (already gathered for this step's positions).
+ */
+export function applyRope(b: GraphBuilder, x: string, cos: string, sin: string): string {
+  const [x1, x2] = b.node('Split', [x], { axis: -1 }, { outputs: 2 }) as [string, string];
+  const rotated = b.concat([b.op('Neg', [x2]), x1], -1); // [T, heads, Dh]
+  return b.add(b.mul(x, cos), b.mul(rotated, sin));
+}
+
+/**
+ * cos/sin tables [maxPos, Dh], computed the way HF does in float32: inv_freq = 1/θ^(2i/Dh),
+ * angle = pos·inv_freq, and the Dh/2 frequencies repeated twice.
+ */
+export function ropeTables(maxPos: number, dh: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = dh / 2;
+  const inv = Float32Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / dh))));
+  const cos = new Float32Array(maxPos * dh);
+  const sin = new Float32Array(maxPos * dh);
+  for (let p = 0; p < maxPos; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * inv[i]!);
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      cos[p * dh + i] = cos[p * dh + i + half] = c;
+      sin[p * dh + i] = sin[p * dh + i + half] = s;
+    }
+  }
+  return { cos, sin };
+}
+
+export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c]!;
+  return out;
+}

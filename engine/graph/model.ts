@@ -1,0 +1,136 @@
+/**
+ * The decoder forward pass as one ONNX graph: embeddings → L × (attention, MoE or dense MLP) →
+ * final norm → logits, plus the routing each MoE layer used. The contract (names, shapes) is
+ * documented in docs/engine.md; bump GRAPH_BUILDER_VERSION whenever it or the maths changes,
+ * since cached graphs are keyed by it.
+ */
+import { ElemType, type GraphBuilder } from './builder.ts';
+import type { ModelConfig } from '../checkpoint/config.ts';
+import { attention } from './attention.ts';
+import { linear, rmsNorm, ropeTables, swigluMlp, transpose2d } from './layers.ts';
+import { moeExperts, packExperts } from './moe.ts';
+import { buildRouting } from './routing.ts';
+import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
+
+export const GRAPH_BUILDER_VERSION = 1;
+
+export interface GraphOptions {
+  /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
+  readonly routingOutputs: boolean;
+}
+
+/** Graph input and output names, shared with the runner. */
+export const IO = {
+  inputIds: 'input_ids',
+  positionIds: 'position_ids',
+  pastMask: 'past_mask',
+  pastKt: (l: number) => `past_kt.${l}`,
+  pastV: (l: number) => `past_v.${l}`,
+  logitIndex: 'logit_index',
+  routeBias: 'route_bias',
+  topK: 'top_k',
+  logits: 'logits',
+  presentKt: (l: number) => `present_kt.${l}`,
+  presentV: (l: number) => `present_v.${l}`,
+  topkIds: 'topk_ids',
+  topkWeights: 'topk_weights',
+  routerLogits: 'router_logits',
+} as const;
+
+export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSource, opts: GraphOptions): void {
+  const { hiddenSize: D, numKvHeads: Hkv, headDim: Dh, vocabSize: V } = cfg;
+  const E = cfg.moe.numExperts;
+  const Lm = cfg.moeLayers.length;
+  const G = cfg.numHeads / Hkv;
+
+  // ---- inputs ---------------------------------------------------------------------------
+  const inputIds = b.input(IO.inputIds, ElemType.int64, ['T']);
+  const positionIds = b.input(IO.positionIds, ElemType.int64, ['T']);
+  const pastMask = b.input(IO.pastMask, ElemType.float, ['C']);
+  const logitIndex = b.input(IO.logitIndex, ElemType.int64, ['N']);
+  const routeBias = b.input(IO.routeBias, ElemType.float, [Lm, E]);
+  const topK = b.input(IO.topK, ElemType.int64, [1]);
+
+  // ---- per-step constants: rotary cos/sin for these positions, causal mask among new tokens --
+  const rope = ropeTables(cfg.maxPositions, Dh, cfg.ropeTheta);
+  const unsq1 = (x: string) => b.op('Unsqueeze', [x, b.constI64([1])]);
+  const cos = unsq1(b.op('Gather', [b.initializer('rope.cos', rope.cos, [cfg.maxPositions, Dh]), positionIds])); // [T, 1, Dh]
+  const sin = unsq1(b.op('Gather', [b.initializer('rope.sin', rope.sin, [cfg.maxPositions, Dh]), positionIds])); // [T, 1, Dh]
+
+  const T = b.op('Squeeze', [b.op('Shape', [inputIds])]); // scalar
+  const r = b.op('Range', [b.op('Squeeze', [b.constI64([0])]), T, b.op('Squeeze', [b.constI64([1])])]); // [T]
+  const allowed = b.op('LessOrEqual', [b.op('Unsqueeze', [r, b.constI64([0])]), unsq1(r)]); // [T, T]: col ≤ row
+  const causal = b.op('Where', [allowed, b.constF32(0), b.constF32(-Infinity)]); // [T, T]
+  const causalMask = b.op('Tile', [causal, b.constI64([G, 1])]); // [G·T, T]
+
+  // ---- embeddings ---------------------------------------------------------------------------
+  const embed = w.read(GLOBAL_NAMES.embed, [V, D]);
+  let x = b.op('Gather', [b.initializer('embed', embed, [V, D]), inputIds]); // [T, D]
+
+  const ids: string[] = [];
+  const weights: string[] = [];
+  const routerLogits: string[] = [];
+
+  // ---- decoder layers -----------------------------------------------------------------------
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const names = layerNames(cfg, l);
+    const pastKt = b.input(IO.pastKt(l), ElemType.float, [Hkv, Dh, 'C']);
+    const pastV = b.input(IO.pastV(l), ElemType.float, [Hkv, 'C', Dh]);
+    b.withScope(`layers.${l}`, () => {
+      const h = rmsNorm(b, w, x, names.inputNorm, D, cfg.rmsNormEps);
+      const a = b.withScope('attn', () =>
+        attention(b, w, cfg, names.attn, { x: h, cos, sin, pastKt, pastV, pastMask, causalMask }),
+      );
+      b.op('Identity', [a.newKt], {}, { names: [IO.presentKt(l)] });
+      b.op('Identity', [a.newV], {}, { names: [IO.presentV(l)] });
+      b.output(IO.presentKt(l), ElemType.float, [Hkv, Dh, 'T']);
+      b.output(IO.presentV(l), ElemType.float, [Hkv, 'T', Dh]);
+      x = b.add(x, a.y); // [T, D]
+
+      const h2 = rmsNorm(b, w, x, names.postAttnNorm, D, cfg.rmsNormEps);
+      const m = cfg.moeLayers.indexOf(l);
+      let mlp: string;
+      if (m < 0) {
+        mlp = swigluMlp(b, w, h2, names.dense, D, cfg.denseIntermediate);
+      } else {
+        mlp = b.withScope('moe', () => {
+          const F = cfg.moe.expertIntermediate;
+          const z = linear(b, w, h2, names.router, D, E); // [T, E]
+          const bias = b.op('Gather', [routeBias, b.op('Squeeze', [b.constI64([m])])], { axis: 0 }); // [E]
+          const route = buildRouting(b, cfg.moe.routing, z, bias, topK);
+          const packed = packExperts(w, names.expert, E, D, F);
+          const fc1 = b.initializer(`layers.${l}.experts.fc1`, packed.fc1, [E, 2 * F, D]);
+          const fc2 = b.initializer(`layers.${l}.experts.fc2`, packed.fc2, [E, D, F]);
+          let y = moeExperts(b, h2, route.ids, route.weights, fc1, fc2, E, z); // [T, D]
+          if (cfg.moe.shared) {
+            const sh = swigluMlp(b, w, h2, names.shared, D, cfg.moe.shared.intermediate); // [T, D]
+            const gate = cfg.moe.shared.gated ? b.op('Sigmoid', [linear(b, w, h2, names.sharedGate, D, 1)]) : null; // [T, 1]
+            y = b.add(y, gate ? b.mul(gate, sh) : sh);
+          }
+          const unsq0 = (t: string) => b.op('Unsqueeze', [t, b.constI64([0])]);
+          ids.push(unsq0(b.op('Cast', [route.ids], { to: ElemType.int32 }))); // [1, T, k]
+          weights.push(unsq0(route.weights)); // [1, T, k]
+          routerLogits.push(unsq0(z)); // [1, T, E]
+          return y;
+        });
+      }
+      x = b.add(x, mlp); // [T, D]
+    });
+  }
+
+  // ---- head: only the positions the caller asks for ------------------------------------------
+  const picked = b.op('Gather', [x, logitIndex], { axis: 0 }); // [N, D]
+  const normed = rmsNorm(b, w, picked, GLOBAL_NAMES.finalNorm, D, cfg.rmsNormEps);
+  const headT = cfg.tieWordEmbeddings ? transpose2d(embed, V, D) : transpose2d(w.read(GLOBAL_NAMES.lmHead, [V, D]), V, D);
+  b.op('MatMul', [normed, b.initializer('lm_head.T', headT, [D, V])], {}, { names: [IO.logits] }); // [N, V]
+  b.output(IO.logits, ElemType.float, ['N', V]);
+
+  if (opts.routingOutputs && Lm > 0) {
+    b.op('Concat', ids, { axis: 0 }, { names: [IO.topkIds] }); // [Lm, T, k]
+    b.op('Concat', weights, { axis: 0 }, { names: [IO.topkWeights] }); // [Lm, T, k]
+    b.op('Concat', routerLogits, { axis: 0 }, { names: [IO.routerLogits] }); // [Lm, T, E]
+    b.output(IO.topkIds, ElemType.int32, [Lm, 'T', 'K']);
+    b.output(IO.topkWeights, ElemType.float, [Lm, 'T', 'K']);
+    b.output(IO.routerLogits, ElemType.float, [Lm, 'T', E]);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The router as ONNX ops, mirroring engine/routing.ts (the pure reference). Given router logits
+ * z [T, E], a per-expert intervention bias [E] and the runtime top-k, it yields the experts used
+ * and their combine weights. Adding a routing function means adding a case here and there.
+ */
+import type { GraphBuilder } from './builder.ts';
+import type { RoutingSpec } from '../routing.ts';
+
+export interface GraphRouting {
+  /** [T, k] int64, by descending selection score. */
+  ids: string;
+  /** [T, k] float: the weights the expert outputs are multiplied by. */
+  weights: string;
+}
+
+/**
+ * @param z        router logits [T, E]
+ * @param bias     intervention bias [E]: -inf bans (also masks the logit), +FORCE_BIAS forces
+ * @param topK     int64 [1], the number of experts per token for this run
+ * @param correction DeepSeek's e_score_correction_bias [E] (selection only), when the spec has one
+ */
+export function buildRouting(b: GraphBuilder, spec: RoutingSpec, z: string, bias: string, topK: string, correction?: string): GraphRouting {
+  // A ban removes the expert's logit before any normalisation; Min(bias, 0) keeps only bans.
+  const zb = b.add(z, b.op('Min', [bias, b.constF32(0)])); // [T, E]
+  const topk = (scores: string) => b.node('TopK', [scores, topK], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 })[1]!;
+  switch (spec.kind) {
+    case 'softmax_topk': {
+      const p = b.op('Softmax', [zb], { axis: -1 }); // [T, E]
+      const ids = topk(b.add(p, bias)); // [T, k]
+      let w = b.op('GatherElements', [p, ids], { axis: 1 }); // [T, k]
+      if (spec.renormalize) w = b.op('Div', [w, b.op('ReduceSum', [w, b.constI64([-1])], { keepdims: 1 })]);
+      return { ids, weights: w };
+    }
+    case 'topk_softmax': {
+      const ids = topk(b.add(zb, bias)); // [T, k]
+      const w = b.op('Softmax', [b.op('GatherElements', [zb, ids], { axis: 1 })], { axis: -1 }); // [T, k]
+      return { ids, weights: w };
+    }
+    case 'sigmoid_group_topk': {
+      const s = b.op('Sigmoid', [zb]); // [T, E]
+      let c = b.add(s, bias);
+      if (correction) c = b.add(c, correction);
+      // Group-limited selection: group score = sum of the top-2 scores in each group.
+      const grouped = b.reshape(c, [0, spec.nGroup, -1]); // [T, G, E/G]
+      const top2 = b.node('TopK', [grouped, b.constI64([2])], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 })[0]!;
+      const groupScore = b.op('ReduceSum', [top2, b.constI64([-1])], { keepdims: 0 }); // [T, G]
+      const keepGroups = b.node('TopK', [groupScore, b.constI64([spec.topkGroup])], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 })[1]!;
+      // Mask of kept groups [T, G] → experts [T, E]; experts outside them score 0 (as HF does).
+      const zerosG = b.op('ConstantOfShape', [b.op('Shape', [groupScore])]); // [T, G] of 0
+      const ones = b.op('Add', [b.op('GatherElements', [zerosG, keepGroups], { axis: 1 }), b.constF32(1)]);
+      const groupMask = b.op('ScatterElements', [zerosG, keepGroups, ones], { axis: 1 }); // [T, G]
+      const expertMask = b.reshape(b.add(b.op('Unsqueeze', [groupMask, b.constI64([-1])]), b.op('ConstantOfShape', [b.op('Shape', [grouped])])), [0, -1]); // [T, E]
+      const kept = b.op('Cast', [expertMask], { to: 9 /* bool */ });
+      const ids = topk(b.op('Where', [kept, c, b.constF32(0)])); // [T, k]
+      let w = b.op('GatherElements', [s, ids], { axis: 1 });
+      if (spec.renormalize) {
+        const sum = b.add(b.op('ReduceSum', [w, b.constI64([-1])], { keepdims: 1 }), b.constF32(1e-20));
+        w = b.op('Div', [w, sum]);
+      }
+      return { ids, weights: b.mul(w, b.constF32(spec.scale)) };
+    }
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * One loaded model and one sequence: runs forward steps over the compiled graph, keeps the KV
+ * cache, and returns logits plus the routing every MoE layer used for the step's tokens.
+ * Config (read-only) → `ckpt.config`; weights/session → `model`; run state → `cache`.
+ */
+import type { Checkpoint } from '../checkpoint/checkpoint.ts';
+import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { EngineError, EngineErrorCode } from '../errors.ts';
+import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
+import { IO } from '../graph/model.ts';
+import { verifyMoeKernel } from './kernel-check.ts';
+import { KvCache } from './kv-cache.ts';
+import { OrtModel, type ExecutionProvider, type FeedTensor } from './ort.ts';
+
+export interface RunnerOptions {
+  readonly provider?: ExecutionProvider;
+  readonly threads?: number;
+  readonly cacheDir?: string;
+  /** Compile the graph without routing outputs (only to measure the cost of capturing them). */
+  readonly withoutRoutingOutputs?: boolean;
+}
+
+export interface StepRequest {
+  /** Token ids to feed at the next positions. */
+  readonly ids: readonly number[];
+  /** Which of those positions to return logits for (indices into `ids`). */
+  readonly logitIndex: readonly number[];
+  /** [Lm · E] intervention bias (see routing.ts), or null for none. */
+  readonly routeBias: Float32Array | null;
+  readonly topK: number;
+}
+
+export interface StepRouting {
+  /** k used for this step. */
+  readonly k: number;
+  /** [Lm, T, k], in the order the router ranked them. */
+  readonly ids: Int32Array;
+  readonly weights: Float32Array;
+  /** [Lm, T, E], before softmax/sigmoid and before interventions. */
+  readonly routerLogits: Float32Array;
+}
+
+export interface StepResult {
+  /** [N, V] for the requested positions. */
+  readonly logits: Float32Array;
+  readonly routing: StepRouting | null;
+  /** Wall time of the step (graph run plus cache write). */
+  readonly ms: number;
+}
+
+export class ModelRunner {
+  readonly cache: KvCache;
+  private readonly zeroBias: Float32Array;
+
+  private constructor(
+    readonly ckpt: Checkpoint,
+    readonly hash: string,
+    private readonly model: OrtModel,
+    readonly routingOutputs: boolean,
+  ) {
+    const c = ckpt.config;
+    this.cache = new KvCache(c.numLayers, c.numKvHeads, c.headDim, c.maxPositions);
+    this.zeroBias = new Float32Array(c.moeLayers.length * c.moe.numExperts);
+  }
+
+  static async load(dir: string | Checkpoint, opts: RunnerOptions = {}): Promise<ModelRunner> {
+    const ckpt = typeof dir === 'string' ? openCheckpoint(dir) : dir;
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    await verifyMoeKernel(cacheDir);
+    const routingOutputs = !opts.withoutRoutingOutputs;
+    const graph = await compileGraph(ckpt, { routingOutputs }, cacheDir);
+    const model = await OrtModel.create(graph.modelPath, {
+      ...(opts.provider ? { provider: opts.provider } : {}),
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    });
+    return new ModelRunner(ckpt, graph.hash, model, routingOutputs);
+  }
+
+  get config() {
+    return this.ckpt.config;
+  }
+
+  /** Number of positions already in the cache. */
+  get position(): number {
+    return this.cache.length;
+  }
+
+  reset(): void {
+    this.cache.reset();
+  }
+
+  async step(req: StepRequest): Promise<StepResult> {
+    const c = this.ckpt.config;
+    const T = req.ids.length;
+    const P = this.cache.length;
+    if (T === 0) throw new EngineError(EngineErrorCode.BAD_PROMPT, 'a step needs at least one token');
+    if (P + T > c.maxPositions) {
+      throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `${P + T} positions exceed the model's context of ${c.maxPositions}`, {
+        positions: P + T,
+        context: c.maxPositions,
+      });
+    }
+    for (const id of req.ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+        throw new EngineError(EngineErrorCode.BAD_PROMPT, `token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+      }
+    }
+    const t0 = performance.now();
+    this.cache.reserve(T);
+    const C = this.cache.capacity;
+    const { numKvHeads: Hkv, headDim: Dh } = c;
+    const Lm = c.moeLayers.length;
+    const E = c.moe.numExperts;
+
+    const feeds: Record<string, FeedTensor> = {
+      [IO.inputIds]: { type: 'int64', data: BigInt64Array.from(req.ids, BigInt), dims: [T] },
+      [IO.positionIds]: { type: 'int64', data: BigInt64Array.from({ length: T }, (_, i) => BigInt(P + i)), dims: [T] },
+      [IO.pastMask]: { type: 'float32', data: this.cache.mask, dims: [C] },
+      [IO.logitIndex]: { type: 'int64', data: BigInt64Array.from(req.logitIndex, BigInt), dims: [req.logitIndex.length] },
+      [IO.routeBias]: { type: 'float32', data: req.routeBias ?? this.zeroBias, dims: [Lm, E] },
+      [IO.topK]: { type: 'int64', data: BigInt64Array.of(BigInt(req.topK)), dims: [1] },
+    };
+    for (let l = 0; l < c.numLayers; l++) {
+      const { kt, v } = this.cache.layer(l);
+      feeds[IO.pastKt(l)] = { type: 'float32', data: kt, dims: [Hkv, Dh, C] };
+      feeds[IO.pastV(l)] = { type: 'float32', data: v, dims: [Hkv, C, Dh] };
+    }
+    const out = await this.model.run(feeds);
+    for (let l = 0; l < c.numLayers; l++) {
+      this.cache.write(l, out[IO.presentKt(l)]!.data as Float32Array, out[IO.presentV(l)]!.data as Float32Array, T);
+    }
+    this.cache.advance(T);
+
+    let routing: StepRouting | null = null;
+    if (this.routingOutputs && Lm > 0) {
+      const ids = out[IO.topkIds]!;
+      routing = {
+        k: ids.dims[2]!,
+        ids: ids.data as Int32Array,
+        weights: out[IO.topkWeights]!.data as Float32Array,
+        routerLogits: out[IO.routerLogits]!.data as Float32Array,
+      };
+    }
+    return { logits: out[IO.logits]!.data as Float32Array, routing, ms: performance.now() - t0 };
+  }
+
+  async dispose(): Promise<void> {
+    await this.model.dispose();
+  }
+}
