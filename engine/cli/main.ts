@@ -1,0 +1,38 @@
+/** `moe-lab` command dispatcher for the engine's commands. */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EngineError } from '../errors.ts';
+import { GENERATE_USAGE, runGenerate } from './generate.ts';
+
+/** The model that ships with MoE Lab. */
+export const BUILTIN_MODEL = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'moe-lab-tiny');
+
+export type Command = (argv: string[]) => Promise<void>;
+
+export const ENGINE_COMMANDS: Record<string, { usage: string; run: Command }> = {
+  generate: { usage: GENERATE_USAGE, run: (argv) => runGenerate(argv, BUILTIN_MODEL) },
+};
+
+/** Runs a command, printing `error [CODE]: message` and exiting 2 on failure. */
+export async function main(argv: string[], commands: Record<string, { usage: string; run: Command }>): Promise<void> {
+  const [name, ...rest] = argv;
+  const cmd = name ? commands[name] : undefined;
+  if (!cmd || rest.includes('--help') || rest.includes('-h')) {
+    const usage = Object.values(commands).map((c) => c.usage).join('\n\n');
+    (cmd ? process.stdout : process.stderr).write(`${cmd ? cmd.usage : usage}\n`);
+    process.exitCode = cmd ? 0 : 2;
+    return;
+  }
+  try {
+    await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof EngineError) process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    else process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 2;
+  }
+}
+
+export function builtinModelAvailable(): boolean {
+  return existsSync(join(BUILTIN_MODEL, 'config.json'));
+}

@@ -1,0 +1,39 @@
+/** Messages between the main thread (engine.ts) and the inference worker (worker.ts). */
+import type { GenerateRequest, GenerationEvent } from '../generate/types.ts';
+import type { EngineErrorCode } from '../errors.ts';
+import type { RunnerOptions } from './runner.ts';
+
+export interface ModelInfo {
+  readonly id: string;
+  readonly dir: string;
+  readonly hash: string;
+  readonly modelType: string;
+  readonly numLayers: number;
+  readonly moeLayers: readonly number[];
+  readonly numExperts: number;
+  readonly topK: number;
+  readonly vocabSize: number;
+  readonly contextLength: number;
+  readonly hasTokenizer: boolean;
+}
+
+export interface SerializedError {
+  readonly code: EngineErrorCode;
+  readonly message: string;
+  readonly details?: Record<string, unknown>;
+}
+
+export type ToWorker =
+  | { readonly type: 'load'; readonly dir: string; readonly options: RunnerOptions }
+  | { readonly type: 'generate'; readonly id: number; readonly request: GenerateRequest; readonly cancel: SharedArrayBuffer }
+  | { readonly type: 'encode'; readonly id: number; readonly text: string }
+  | { readonly type: 'dispose' };
+
+export type FromWorker =
+  | { readonly type: 'loaded'; readonly info: ModelInfo }
+  | { readonly type: 'load-failed'; readonly error: SerializedError }
+  | { readonly type: 'event'; readonly id: number; readonly event: GenerationEvent }
+  | { readonly type: 'encoded'; readonly id: number; readonly ids: number[] }
+  | { readonly type: 'end'; readonly id: number }
+  | { readonly type: 'failed'; readonly id: number; readonly error: SerializedError }
+  | { readonly type: 'disposed' };
