@@ -43,11 +43,18 @@ export function logSoftmax(logits: ArrayLike<number>): Float64Array {
   return Float64Array.from({ length: logits.length }, (_, i) => logits[i]! - lse);
 }
 
-/** The n most likely tokens with their log-probabilities, most likely first. */
+/** The n most likely tokens with their log-probabilities, most likely first (one pass, no full sort). */
 export function topAlternatives(logprobs: Float64Array, n: number): { id: number; logprob: number }[] {
-  const ids = Array.from({ length: logprobs.length }, (_, i) => i);
-  ids.sort((a, b) => logprobs[b]! - logprobs[a]! || a - b);
-  return ids.slice(0, n).map((id) => ({ id, logprob: logprobs[id]! }));
+  const best: number[] = [];
+  for (let id = 0; id < logprobs.length; id++) {
+    const v = logprobs[id]!;
+    if (best.length === n && v <= logprobs[best[n - 1]!]!) continue;
+    let at = best.length;
+    while (at > 0 && logprobs[best[at - 1]!]! < v) at--;
+    best.splice(at, 0, id);
+    if (best.length > n) best.pop();
+  }
+  return best.map((id) => ({ id, logprob: logprobs[id]! }));
 }
 
 /** Picks the next token id from one logits row. */

@@ -32,6 +32,14 @@ export interface SessionOptions {
 /** Checks that a provider can be used here; throws a clear error naming what is missing. */
 export function checkProvider(provider: ExecutionProvider): void {
   if (provider === 'cpu') return;
+  if (provider === 'webgpu') {
+    // The binding has a WebGPU provider, but the fused MoE kernel the graph relies on is CPU/CUDA only.
+    throw new EngineError(
+      EngineErrorCode.PROVIDER_UNAVAILABLE,
+      "execution provider 'webgpu' cannot run this engine's graphs: onnxruntime's com.microsoft.MoE kernel has no WebGPU implementation",
+      { provider, missing: 'com.microsoft.MoE (WebGPU)' },
+    );
+  }
   const supported = ort.listSupportedBackends().find((b) => b.name === provider);
   if (!supported) {
     throw new EngineError(EngineErrorCode.PROVIDER_UNAVAILABLE, `execution provider '${provider}' is not built into this onnxruntime-node`, { provider });

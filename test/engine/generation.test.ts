@@ -216,3 +216,16 @@ describe('the engine worker', () => {
     }
   });
 });
+
+describe('execution providers', () => {
+  for (const provider of ['cuda', 'webgpu'] as const) {
+    it(`asking for ${provider} where it cannot run names what is missing`, async () => {
+      await assert.rejects(ModelRunner.load(fixtureDir('mixtral'), { cacheDir: testCacheDir(), provider }), (e: unknown) => {
+        assert.ok(e instanceof EngineError);
+        assert.equal(e.code, EngineErrorCode.PROVIDER_UNAVAILABLE);
+        assert.match(e.message, provider === 'cuda' ? /libonnxruntime_providers_cuda\.so/ : /MoE/);
+        return true;
+      });
+    });
+  }
+});
