@@ -12,11 +12,30 @@ import type { ExecutionProvider } from '../runtime/ort.ts';
 export const GENERATE_USAGE = `moe-lab generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3)
   [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k-sampling K] [--seed S]
   [--stop TEXT]... [--ban L:E,...] [--force L:E,...] [--experts-per-token K]
-  [--provider cpu|cuda|webgpu] [--json]
+  [--provider cpu|cuda|webgpu] [--json] [--diagnostics]
 
   Greedy unless --temperature is given. L is a model layer index or * for every MoE layer.
   --json prints one JSON object per position (prompt first), once its routing is known:
-  {"index","id","text","phase","routing":[{"layer","ids","weights"}],"ms"}`;
+  {"index","id","text","phase","routing":[{"layer","ids","weights"}],"ms"}
+  --diagnostics profiles every step and prints per-layer time (attention, MLP) to stderr.`;
+
+/** Mean per-layer milliseconds over decode steps (and the prefill on its own line). */
+export function formatProfile(steps: Extract<GenerationEvent, { type: 'profile' }>['steps']): string {
+  const lines: string[] = ['per-layer time (ms)        attention      mlp    other'];
+  const summarize = (label: string, group: typeof steps) => {
+    if (group.length === 0) return;
+    const n = group.length;
+    const total = group.reduce((a, s) => a + s.totalMs, 0) / n;
+    lines.push(`${label}: ${total.toFixed(2)} ms per step over ${n} step(s), ${(group.reduce((a, s) => a + s.outsideLayersMs, 0) / n).toFixed(2)} ms outside layers`);
+    for (let l = 0; l < group[0]!.layers.length; l++) {
+      const avg = (f: (x: (typeof group)[number]['layers'][number]) => number) => (group.reduce((a, s) => a + f(s.layers[l]!), 0) / n).toFixed(3).padStart(9);
+      lines.push(`  layer ${String(l).padEnd(18)}${avg((x) => x.attentionMs)}${avg((x) => x.mlpMs)}${avg((x) => x.otherMs)}`);
+    }
+  };
+  summarize('prefill', steps.filter((s) => s.phase === 'prefill'));
+  summarize('decode', steps.filter((s) => s.phase === 'decode'));
+  return lines.join('\n') + '\n';
+}
 
 function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -25,7 +44,7 @@ function num(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
-export function parseGenerateArgs(argv: string[], defaultModel: string): { model: string; request: GenerateRequest; json: boolean; provider: ExecutionProvider } {
+export function parseGenerateArgs(argv: string[], defaultModel: string): { model: string; request: GenerateRequest; json: boolean; provider: ExecutionProvider; diagnostics: boolean } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -43,6 +62,7 @@ export function parseGenerateArgs(argv: string[], defaultModel: string): { model
       'experts-per-token': { type: 'string' },
       provider: { type: 'string' },
       json: { type: 'boolean', default: false },
+      diagnostics: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -81,12 +101,12 @@ export function parseGenerateArgs(argv: string[], defaultModel: string): { model
       ...(expertsPerToken !== undefined ? { topK: expertsPerToken } : {}),
     },
   };
-  return { model: values.model ?? defaultModel, request, json: values.json ?? false, provider };
+  return { model: values.model ?? defaultModel, request, json: values.json ?? false, provider, diagnostics: values.diagnostics ?? false };
 }
 
 export async function runGenerate(argv: string[], defaultModel: string, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<void> {
   const args = parseGenerateArgs(argv, defaultModel);
-  const engine = await Engine.load(args.model, { provider: args.provider });
+  const engine = await Engine.load(args.model, { provider: args.provider, diagnostics: args.diagnostics });
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
@@ -120,6 +140,9 @@ export async function runGenerate(argv: string[], defaultModel: string, out: Nod
           out.write(JSON.stringify(line) + '\n');
           break;
         }
+        case 'profile':
+          err.write(formatProfile(ev.steps));
+          break;
         case 'done':
           if (!args.json) out.write('\n');
           err.write(

@@ -158,6 +158,15 @@ export async function* generate(runner: ModelRunner, req: GenerateRequest, opts:
     if (finished) break;
   }
 
+  if (runner.diagnostics) {
+    // Steps ran in order: the prefill, then one per decode token.
+    const steps = await runner.takeProfile();
+    yield {
+      type: 'profile',
+      steps: steps.map((s, i) => ({ ...s, phase: i === 0 ? 'prefill' : 'decode', tokens: i === 0 ? ids.length : 1 })),
+    };
+  }
+
   let finalText: string | null = null;
   if (detok) {
     detok.flush();

@@ -1,4 +1,5 @@
 /** Requests and events of a generation: plain data, so they cross worker and socket boundaries. */
+import type { StepProfile } from '../runtime/profile.ts';
 import type { SamplingParams } from './sampling.ts';
 
 /** An expert at one model layer, or at every MoE layer. */
@@ -83,6 +84,11 @@ export type GenerationEvent =
       readonly ms: number;
       /** Time to first token, on the step that produced it. */
       readonly ttftMs?: number;
+    }
+  | {
+      /** Diagnostic mode only, just before `done`: where each step's time went, per layer. */
+      readonly type: 'profile';
+      readonly steps: (StepProfile & { readonly phase: Phase; readonly tokens: number })[];
     }
   | {
       readonly type: 'done';

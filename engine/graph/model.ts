@@ -91,7 +91,7 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
       const m = cfg.moeLayers.indexOf(l);
       let mlp: string;
       if (m < 0) {
-        mlp = swigluMlp(b, w, h2, names.dense, D, cfg.denseIntermediate);
+        mlp = b.withScope('mlp', () => swigluMlp(b, w, h2, names.dense, D, cfg.denseIntermediate));
       } else {
         mlp = b.withScope('moe', () => {
           const F = cfg.moe.expertIntermediate;

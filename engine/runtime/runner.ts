@@ -3,6 +3,9 @@
  * cache, and returns logits plus the routing every MoE layer used for the step's tokens.
  * Config (read-only) → `ckpt.config`; weights/session → `model`; run state → `cache`.
  */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
@@ -10,6 +13,7 @@ import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
 import { IO } from '../graph/model.ts';
 import { verifyMoeKernel } from './kernel-check.ts';
 import { KvCache } from './kv-cache.ts';
+import { stepProfiles, type StepProfile } from './profile.ts';
 import { OrtModel, type ExecutionProvider, type FeedTensor } from './ort.ts';
 
 export interface RunnerOptions {
@@ -18,6 +22,8 @@ export interface RunnerOptions {
   readonly cacheDir?: string;
   /** Compile the graph without routing outputs (only to measure the cost of capturing them). */
   readonly withoutRoutingOutputs?: boolean;
+  /** Profile every step so `takeProfile()` can break its time down per layer (slower; see docs). */
+  readonly diagnostics?: boolean;
 }
 
 export interface StepRequest {
@@ -55,8 +61,10 @@ export class ModelRunner {
   private constructor(
     readonly ckpt: Checkpoint,
     readonly hash: string,
-    private readonly model: OrtModel,
+    private model: OrtModel,
     readonly routingOutputs: boolean,
+    private readonly reopen: () => Promise<OrtModel>,
+    private readonly profileDir: string | null,
   ) {
     const c = ckpt.config;
     this.cache = new KvCache(c.numLayers, c.numKvHeads, c.headDim, c.maxPositions);
@@ -69,11 +77,37 @@ export class ModelRunner {
     await verifyMoeKernel(cacheDir);
     const routingOutputs = !opts.withoutRoutingOutputs;
     const graph = await compileGraph(ckpt, { routingOutputs }, cacheDir);
-    const model = await OrtModel.create(graph.modelPath, {
-      ...(opts.provider ? { provider: opts.provider } : {}),
-      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    const profileDir = opts.diagnostics ? mkdtempSync(join(tmpdir(), 'moe-lab-profile-')) : null;
+    const open = () =>
+      OrtModel.create(graph.modelPath, {
+        ...(opts.provider ? { provider: opts.provider } : {}),
+        ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+        ...(profileDir ? { profilePrefix: join(profileDir, 'steps') } : {}),
+      });
+    return new ModelRunner(ckpt, graph.hash, await open(), routingOutputs, open, profileDir);
+  }
+
+  get diagnostics(): boolean {
+    return this.profileDir !== null;
+  }
+
+  /**
+   * Diagnostic mode only: ends the current profile, returns one breakdown per step run since the
+   * last call, and starts a fresh profiling session (the KV cache, held here, is unaffected).
+   */
+  async takeProfile(): Promise<StepProfile[]> {
+    if (!this.profileDir) throw new EngineError(EngineErrorCode.BAD_CONFIG, 'the runner was not loaded with diagnostics');
+    this.model.endProfiling();
+    const files = readdirSync(this.profileDir).filter((f) => f.endsWith('.json'));
+    const steps = files.flatMap((f) => {
+      const file = join(this.profileDir!, f);
+      const trace: unknown = JSON.parse(readFileSync(file, 'utf8'));
+      rmSync(file, { force: true });
+      return stepProfiles(trace, this.config.numLayers);
     });
-    return new ModelRunner(ckpt, graph.hash, model, routingOutputs);
+    await this.model.dispose();
+    this.model = await this.reopen();
+    return steps;
   }
 
   get config() {
@@ -146,5 +180,6 @@ export class ModelRunner {
 
   async dispose(): Promise<void> {
     await this.model.dispose();
+    if (this.profileDir) rmSync(this.profileDir, { recursive: true, force: true });
   }
 }

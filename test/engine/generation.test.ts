@@ -229,3 +229,28 @@ describe('execution providers', () => {
     });
   }
 });
+
+describe('diagnostic mode', () => {
+  it('breaks each step down per layer into attention and MLP time', async () => {
+    const runner = await ModelRunner.load(fixtureDir('mixtral'), { cacheDir: testCacheDir(), diagnostics: true });
+    try {
+      for (let round = 0; round < 2; round++) {
+        const evs = await collect(runner, { promptIds: PROMPT, maxNewTokens: 5, ignoreEos: true });
+        const profile = evs.find((e) => e.type === 'profile');
+        assert.ok(profile && profile.type === 'profile');
+        // One breakdown per step: the prefill, then one per generated token (the last one's routing step included).
+        assert.deepEqual(profile.steps.map((s) => s.phase), ['prefill', 'decode', 'decode', 'decode', 'decode', 'decode']);
+        assert.equal(profile.steps[0]!.tokens, PROMPT.length);
+        for (const s of profile.steps) {
+          assert.deepEqual(s.layers.map((l) => l.layer), [0, 1, 2]);
+          for (const l of s.layers) assert.ok(l.attentionMs > 0 && l.mlpMs > 0, JSON.stringify(l));
+          const inLayers = s.layers.reduce((a, l) => a + l.attentionMs + l.mlpMs + l.otherMs, 0);
+          assert.ok(inLayers + s.outsideLayersMs <= s.totalMs * 1.05, 'kernel time fits in the step');
+        }
+        assert.equal(evs.at(-1)!.type, 'done');
+      }
+    } finally {
+      await runner.dispose();
+    }
+  });
+});
