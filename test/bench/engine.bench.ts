@@ -78,6 +78,19 @@ async function main(): Promise<void> {
   const pb = await prefillMs(plain, 128, 5);
   rows.push(['routing capture overhead (prefill 128)', `${(pa / pb).toFixed(3)}×`]);
 
+  // Diagnostic mode: the profiler on every step.
+  const diag = await ModelRunner.load(dir, { cacheDir, diagnostics: true });
+  await decodeStepMs(diag, 16, 8);
+  const d: number[] = [];
+  const n: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    d.push(await decodeStepMs(diag, 16, 24));
+    n.push(await decodeStepMs(withRouting, 16, 24));
+  }
+  await diag.takeProfile();
+  await diag.dispose();
+  rows.push(['diagnostic mode overhead (decode step)', `${(median(d) / median(n)).toFixed(3)}×  (${median(d).toFixed(2)} vs ${median(n).toFixed(2)} ms)`]);
+
   // End to end through the generation loop (sampling, routing events with entropy and probabilities).
   let generated = 0;
   let decodeTps = 0;

@@ -1,0 +1,92 @@
+/** Checkpoint loading: dtypes, sharded safetensors, the graph cache and its key. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
+import { halfToFloat, TensorStore, toFloat32 } from '../../engine/checkpoint/safetensors.ts';
+import { floatToBf16, writeSafetensors, type TensorDecl } from '../../engine/checkpoint/safetensors-writer.ts';
+import { compileGraph } from '../../engine/graph/compile.ts';
+import { ModelRunner } from '../../engine/runtime/runner.ts';
+import { testCacheDir } from '../helpers/cache.ts';
+import { fixtureDir } from '../helpers/fixtures.ts';
+
+const PROMPT = [42, 238, 148, 144, 98, 217, 10, 62, 202, 236, 187, 240];
+
+async function prefillLogits(dir: string): Promise<Float32Array> {
+  const r = await ModelRunner.load(dir, { cacheDir: testCacheDir() });
+  try {
+    return (await r.step({ ids: PROMPT, logitIndex: PROMPT.map((_, i) => i), routeBias: null, topK: 2 })).logits;
+  } finally {
+    await r.dispose();
+  }
+}
+
+/** Re-writes the mixtral fixture: `dtype` weights, split over `shards` files with an index when > 1. */
+async function rewrite(dtype: 'F32' | 'BF16', shards: number, roundToBf16 = false): Promise<string> {
+  const src = new TensorStore(fixtureDir('mixtral'));
+  const dir = mkdtempSync(join(tmpdir(), 'moe-lab-rewrite-'));
+  copyFileSync(join(fixtureDir('mixtral'), 'config.json'), join(dir, 'config.json'));
+  const names = src.names.sort();
+  const weightMap: Record<string, string> = {};
+  for (let s = 0; s < shards; s++) {
+    const part = names.filter((_, i) => i % shards === s);
+    const file = shards === 1 ? 'model.safetensors' : `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+    const decls: TensorDecl[] = part.map((name) => ({ name, dtype, shape: src.info(name).shape }));
+    await writeSafetensors(join(dir, file), decls, (d) => {
+      const v = src.read(d.name);
+      return roundToBf16 ? toFloat32(new Uint8Array(floatToBf16(v).buffer), 'BF16') : v;
+    });
+    for (const n of part) weightMap[n] = file;
+  }
+  if (shards > 1) writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  return dir;
+}
+
+describe('checkpoint loading', () => {
+  it('converts half-precision and bfloat16 bit patterns exactly', () => {
+    assert.equal(halfToFloat(0x3c00), 1);
+    assert.equal(halfToFloat(0xc000), -2);
+    assert.equal(halfToFloat(0x7bff), 65504);
+    assert.equal(halfToFloat(0x0001), 2 ** -24);
+    assert.equal(halfToFloat(0x7c00), Infinity);
+    const bf = toFloat32(new Uint8Array(Uint16Array.of(0x3f80, 0xc040, 0x3e20).buffer), 'BF16');
+    assert.deepEqual([...bf], [1, -3, 0.15625]);
+    const f16 = toFloat32(new Uint8Array(Uint16Array.of(0x3c00, 0x3800).buffer), 'F16');
+    assert.deepEqual([...f16], [1, 0.5]);
+    assert.deepEqual([...floatToBf16(Float32Array.of(1, -3, 1.00390625))], [0x3f80, 0xc040, 0x3f80]);
+  });
+
+  it('a sharded checkpoint gives the same logits as the single file', async () => {
+    const single = await prefillLogits(fixtureDir('mixtral'));
+    const sharded = await prefillLogits(await rewrite('F32', 3));
+    assert.deepEqual(sharded, single);
+  });
+
+  it('bfloat16 weights load as exactly the bfloat16 values', async () => {
+    // An F32 checkpoint holding bf16-rounded values and a BF16 checkpoint must agree bit for bit.
+    const viaF32 = await prefillLogits(await rewrite('F32', 1, true));
+    const viaBf16 = await prefillLogits(await rewrite('BF16', 2));
+    assert.deepEqual(viaBf16, viaF32);
+  });
+
+  it('the graph is built once and then served from the cache; changed weights get a new entry', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'moe-lab-cache-'));
+    const dir = await rewrite('F32', 1);
+    const first = await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir);
+    const second = await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir);
+    assert.equal(first.built, true);
+    assert.equal(second.built, false);
+    assert.equal(second.modelPath, first.modelPath);
+    assert.match(first.hash, /^[0-9a-f]{64}$/);
+    // Flip one byte of weight data: a different checkpoint, a different graph.
+    const file = join(dir, 'model.safetensors');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] ^= 0x01;
+    writeFileSync(file, bytes);
+    const third = await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir);
+    assert.equal(third.built, true);
+    assert.notEqual(third.hash, first.hash);
+  });
+});
