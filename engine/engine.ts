@@ -28,8 +28,6 @@ export class Engine {
   private listeners = new Set<Listener>();
   private nextId = 1;
   private exited: EngineError | null = null;
-  /** Generations run one at a time in the worker; this keeps their order. */
-  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly worker: Worker, readonly info: ModelInfo) {
     worker.on('message', (m: FromWorker) => this.listeners.forEach((l) => l(m)));
@@ -81,7 +79,8 @@ export class Engine {
   }
 
   /**
-   * Streams a generation. Aborting the signal (or leaving the loop early) cancels it between
+   * Streams a generation. Several may run at once: the worker gives them turns, one step each.
+   * Aborting the signal (or leaving the loop early) cancels it between
    * tokens; the iterator then ends with a `done` event whose reason is 'cancelled'.
    */
   async *generate(request: GenerateRequest, opts: { signal?: AbortSignal } = {}): AsyncGenerator<GenerationEvent> {
@@ -101,11 +100,6 @@ export class Engine {
         wake?.();
       }
     };
-    // Wait for earlier generations on this engine to finish before starting.
-    const previous = this.queue;
-    let release!: () => void;
-    this.queue = new Promise<void>((r) => (release = r));
-    await previous;
     this.listeners.add(l);
     this.worker.postMessage({ type: 'generate', id, request, cancel } satisfies ToWorker);
     let ended = false;
@@ -143,7 +137,6 @@ export class Engine {
       }
       this.listeners.delete(l);
       opts.signal?.removeEventListener('abort', setCancel);
-      release();
     }
   }
 

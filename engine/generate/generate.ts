@@ -9,6 +9,7 @@
  */
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { entropy, routerProbs } from '../routing.ts';
+import type { KvCache } from '../runtime/kv-cache.ts';
 import type { ModelRunner, StepRouting } from '../runtime/runner.ts';
 import { StreamingDetokenizer } from '../checkpoint/tokenizer.ts';
 import { resolveInterventions } from './interventions.ts';
@@ -22,6 +23,8 @@ export interface GenerateOptions {
   readonly signal?: AbortSignal;
   /** Polled between steps; lets a worker see a cancel without yielding to its event loop. */
   readonly cancelled?: () => boolean;
+  /** This sequence's KV cache, when several generations share one runner (default: the runner's own). */
+  readonly cache?: KvCache;
 }
 
 /** Token ids for a request: explicit ids, or the prompt text through the checkpoint's tokenizer. */
@@ -99,14 +102,15 @@ export async function* generate(runner: ModelRunner, req: GenerateRequest, opts:
   const text = (id: number) => (tok ? tok.tokenText(id) : null);
   const isCancelled = () => opts.signal?.aborted === true || opts.cancelled?.() === true;
 
-  runner.reset();
+  const cache = opts.cache ?? runner.cache;
+  cache.reset();
   const t0 = performance.now();
   yield { type: 'start', promptTokens: ids.length, maxNewTokens: maxNew, topK, seed };
   for (let i = 0; i < ids.length; i++) {
     yield { type: 'token', index: i, id: ids[i]!, text: text(ids[i]!), delta: null, phase: 'prefill', logprob: null, top: [] };
   }
 
-  const prefill = await runner.step({ ids, logitIndex: [ids.length - 1], routeBias, topK });
+  const prefill = await runner.step({ ids, logitIndex: [ids.length - 1], routeBias, topK }, cache);
   yield { type: 'timing', phase: 'prefill', tokens: ids.length, ms: prefill.ms };
   if (prefill.routing) yield* routingEvents(runner, prefill.routing, 0, ids.length, 'prefill');
 
@@ -150,7 +154,7 @@ export async function* generate(runner: ModelRunner, req: GenerateRequest, opts:
       finished = true;
     }
     // This step yields the routing of the token just sampled (and the next logits).
-    const step = await runner.step({ ids: [next], logitIndex: [0], routeBias, topK });
+    const step = await runner.step({ ids: [next], logitIndex: [0], routeBias, topK }, cache);
     decodeMs += step.ms;
     yield { type: 'timing', phase: 'decode', tokens: 1, ms: step.ms, ...(generated === 1 ? { ttftMs } : {}) };
     if (step.routing) yield* routingEvents(runner, step.routing, index, 1, 'decode');

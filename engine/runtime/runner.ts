@@ -67,7 +67,7 @@ export class ModelRunner {
     private readonly profileDir: string | null,
   ) {
     const c = ckpt.config;
-    this.cache = new KvCache(c.numLayers, c.numKvHeads, c.headDim, c.maxPositions);
+    this.cache = this.newCache();
     this.zeroBias = new Float32Array(c.moeLayers.length * c.moe.numExperts);
   }
 
@@ -114,7 +114,16 @@ export class ModelRunner {
     return this.ckpt.config;
   }
 
-  /** Number of positions already in the cache. */
+  /**
+   * A KV cache for another sequence on the same weights and session: several generations can
+   * take turns step by step, each with its own cache.
+   */
+  newCache(): KvCache {
+    const c = this.ckpt.config;
+    return new KvCache(c.numLayers, c.numKvHeads, c.headDim, c.maxPositions);
+  }
+
+  /** Number of positions already in the default cache. */
   get position(): number {
     return this.cache.length;
   }
@@ -123,10 +132,10 @@ export class ModelRunner {
     this.cache.reset();
   }
 
-  async step(req: StepRequest): Promise<StepResult> {
+  async step(req: StepRequest, cache: KvCache = this.cache): Promise<StepResult> {
     const c = this.ckpt.config;
     const T = req.ids.length;
-    const P = this.cache.length;
+    const P = cache.length;
     if (T === 0) throw new EngineError(EngineErrorCode.BAD_PROMPT, 'a step needs at least one token');
     if (P + T > c.maxPositions) {
       throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `${P + T} positions exceed the model's context of ${c.maxPositions}`, {
@@ -140,8 +149,8 @@ export class ModelRunner {
       }
     }
     const t0 = performance.now();
-    this.cache.reserve(T);
-    const C = this.cache.capacity;
+    cache.reserve(T);
+    const C = cache.capacity;
     const { numKvHeads: Hkv, headDim: Dh } = c;
     const Lm = c.moeLayers.length;
     const E = c.moe.numExperts;
@@ -149,21 +158,21 @@ export class ModelRunner {
     const feeds: Record<string, FeedTensor> = {
       [IO.inputIds]: { type: 'int64', data: BigInt64Array.from(req.ids, BigInt), dims: [T] },
       [IO.positionIds]: { type: 'int64', data: BigInt64Array.from({ length: T }, (_, i) => BigInt(P + i)), dims: [T] },
-      [IO.pastMask]: { type: 'float32', data: this.cache.mask, dims: [C] },
+      [IO.pastMask]: { type: 'float32', data: cache.mask, dims: [C] },
       [IO.logitIndex]: { type: 'int64', data: BigInt64Array.from(req.logitIndex, BigInt), dims: [req.logitIndex.length] },
       [IO.routeBias]: { type: 'float32', data: req.routeBias ?? this.zeroBias, dims: [Lm, E] },
       [IO.topK]: { type: 'int64', data: BigInt64Array.of(BigInt(req.topK)), dims: [1] },
     };
     for (let l = 0; l < c.numLayers; l++) {
-      const { kt, v } = this.cache.layer(l);
+      const { kt, v } = cache.layer(l);
       feeds[IO.pastKt(l)] = { type: 'float32', data: kt, dims: [Hkv, Dh, C] };
       feeds[IO.pastV(l)] = { type: 'float32', data: v, dims: [Hkv, C, Dh] };
     }
     const out = await this.model.run(feeds);
     for (let l = 0; l < c.numLayers; l++) {
-      this.cache.write(l, out[IO.presentKt(l)]!.data as Float32Array, out[IO.presentV(l)]!.data as Float32Array, T);
+      cache.write(l, out[IO.presentKt(l)]!.data as Float32Array, out[IO.presentV(l)]!.data as Float32Array, T);
     }
-    this.cache.advance(T);
+    cache.advance(T);
 
     let routing: StepRouting | null = null;
     if (this.routingOutputs && Lm > 0) {

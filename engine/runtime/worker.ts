@@ -1,12 +1,14 @@
 /**
- * The inference worker: owns one ModelRunner and runs generations on it. onnxruntime's
- * `session.run` blocks its thread, so it lives here, off the main event loop. A cancel arrives as
- * a flag in shared memory, since this thread does not return to its event loop mid-generation.
+ * The inference worker: owns one ModelRunner and runs generations on it, several at a time taking
+ * turns step by step, each with its own KV cache. onnxruntime's `session.run` blocks its thread, so
+ * it lives here, off the main event loop. A cancel arrives as a flag in shared memory, checked
+ * between steps.
  */
 import { parentPort } from 'node:worker_threads';
 import { assertNever } from '../assert-never.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { generate, promptIds } from '../generate/generate.ts';
+import type { GenerationEvent } from '../generate/types.ts';
 import type { FromWorker, ModelInfo, SerializedError, ToWorker } from './messages.ts';
 import { ModelRunner } from './runner.ts';
 
@@ -38,7 +40,49 @@ function info(r: ModelRunner): ModelInfo {
   };
 }
 
-// Messages are handled one at a time: a generation finishes before the next message is read.
+/** A generation in progress; each takes one engine step per turn. */
+interface Sequence {
+  readonly id: number;
+  readonly gen: AsyncGenerator<GenerationEvent>;
+}
+const active: Sequence[] = [];
+/** Diagnostic mode profiles steps in order, so its generations run one after another. */
+const waiting: Sequence[] = [];
+let looping = false;
+
+/**
+ * Round-robin over the active generations, one step each per turn, so concurrent runs stream side
+ * by side. Between turns the loop yields to the event loop, so new requests join promptly.
+ */
+async function loop(): Promise<void> {
+  if (looping) return;
+  looping = true;
+  while (active.length > 0) {
+    const seq = active.shift()!;
+    let finished = false;
+    try {
+      for (;;) {
+        const r = await seq.gen.next();
+        if (r.done) {
+          send({ type: 'end', id: seq.id });
+          finished = true;
+          break;
+        }
+        send({ type: 'event', id: seq.id, event: r.value });
+        if (r.value.type === 'timing') break;
+      }
+    } catch (e) {
+      send({ type: 'failed', id: seq.id, error: serialize(e) });
+      finished = true;
+    }
+    if (!finished) active.push(seq);
+    else if (waiting.length > 0 && active.length === 0) active.push(waiting.shift()!);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  looping = false;
+}
+
+// Messages are handled in order; a generation only registers here and runs in the loop above.
 let chain = Promise.resolve();
 port.on('message', (msg: ToWorker) => {
   chain = chain.then(() => handle(msg));
@@ -55,16 +99,19 @@ async function handle(msg: ToWorker): Promise<void> {
       }
       return;
     case 'generate': {
-      const flag = new Int32Array(msg.cancel);
-      try {
-        if (!runner) throw new EngineError(EngineErrorCode.DISPOSED, 'no model is loaded');
-        for await (const event of generate(runner, msg.request, { cancelled: () => Atomics.load(flag, 0) !== 0 })) {
-          send({ type: 'event', id: msg.id, event });
-        }
-        send({ type: 'end', id: msg.id });
-      } catch (e) {
-        send({ type: 'failed', id: msg.id, error: serialize(e) });
+      if (!runner) {
+        send({ type: 'failed', id: msg.id, error: serialize(new EngineError(EngineErrorCode.DISPOSED, 'no model is loaded')) });
+        return;
       }
+      const flag = new Int32Array(msg.cancel);
+      const exclusive = runner.diagnostics;
+      const gen = generate(runner, msg.request, {
+        cancelled: () => Atomics.load(flag, 0) !== 0,
+        ...(exclusive ? {} : { cache: runner.newCache() }),
+      });
+      if (exclusive && (active.length > 0 || looping)) waiting.push({ id: msg.id, gen });
+      else active.push({ id: msg.id, gen });
+      void loop();
       return;
     }
     case 'encode':
@@ -76,6 +123,9 @@ async function handle(msg: ToWorker): Promise<void> {
       }
       return;
     case 'dispose':
+      for (const s of [...active, ...waiting]) await s.gen.return(undefined);
+      active.length = 0;
+      waiting.length = 0;
       await runner?.dispose();
       runner = null;
       send({ type: 'disposed' });

@@ -204,6 +204,39 @@ describe('the engine worker', () => {
     }
   });
 
+  it('concurrent generations take turns and each matches its solo run', async () => {
+    const engine = await Engine.load(fixtureDir('mixtral'), { cacheDir: testCacheDir() });
+    try {
+      const reqA = { promptIds: PROMPT, maxNewTokens: 16, ignoreEos: true };
+      const reqB = { promptIds: [42, 238, 148, 144, 98], maxNewTokens: 16, ignoreEos: true, sampling: { temperature: 1 }, seed: 3 };
+      const solo = async (req: GenerateRequest) => {
+        const evs: GenerationEvent[] = [];
+        for await (const ev of engine.generate(req)) evs.push(ev);
+        return evs;
+      };
+      const soloA = await solo(reqA);
+      const soloB = await solo(reqB);
+      const order: string[] = [];
+      const tag = async (name: string, req: GenerateRequest) => {
+        const evs: GenerationEvent[] = [];
+        for await (const ev of engine.generate(req)) {
+          evs.push(ev);
+          if (ev.type === 'token' && ev.phase === 'decode') order.push(name);
+        }
+        return evs;
+      };
+      const [a, b] = await Promise.all([tag('a', reqA), tag('b', reqB)]);
+      const strip = (evs: GenerationEvent[]) => evs.filter((e) => e.type === 'token' || e.type === 'routing');
+      assert.deepEqual(strip(a), strip(soloA));
+      assert.deepEqual(strip(b), strip(soloB));
+      // They streamed side by side, not one after the other.
+      const firstB = order.indexOf('b');
+      assert.ok(firstB >= 0 && firstB < order.lastIndexOf('a'), `token order ${order.join('')}`);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   it('errors from the worker keep their codes', async () => {
     await rejectsWithCode(Engine.load(makeCheckpoint({ patchConfig: (c) => ({ ...c, model_type: 'gpt2' }) }), { cacheDir: testCacheDir() }), EngineErrorCode.UNSUPPORTED_MODEL_TYPE);
     const engine = await Engine.load(fixtureDir('mixtral'), { cacheDir: testCacheDir() });
