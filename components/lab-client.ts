@@ -1,0 +1,97 @@
+/**
+ * Browser client of the MoE Lab protocol: connects to /ws (the session cookie authenticates it),
+ * greets, and streams runs. Every run keeps the next seq it expects, so after a reconnect it
+ * resubscribes from exactly there.
+ */
+import type { ModelSummary, RunEvent, ServerMessage } from '../server/protocol';
+
+export const PROTOCOL_VERSION = 1;
+
+export interface RunHandlers {
+  onEvents(events: RunEvent[], from: number): void;
+  onError?(code: string, message: string): void;
+}
+
+export class LabClient {
+  private ws: WebSocket | null = null;
+  private nextId = 1;
+  private pending = new Map<string, (m: ServerMessage) => void>();
+  private runs = new Map<string, { next: number; handlers: RunHandlers; done: boolean }>();
+  models: ModelSummary[] = [];
+  onStatus: (s: 'connecting' | 'open' | 'closed') => void = () => {};
+
+  constructor(private readonly url: string) {}
+
+  connect(): Promise<void> {
+    this.onStatus('connecting');
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, client: 'moe-lab-web' }));
+      ws.onmessage = (e) => {
+        const m = JSON.parse(String(e.data)) as ServerMessage;
+        if (m.type === 'hello') {
+          this.models = m.models;
+          this.onStatus('open');
+          // Resume every unfinished run from the first event we have not seen.
+          for (const [runId, r] of this.runs) if (!r.done) ws.send(JSON.stringify({ type: 'subscribe', runId, from: r.next, detail: 'full' }));
+          resolve();
+          return;
+        }
+        this.dispatch(m);
+      };
+      ws.onclose = () => {
+        this.onStatus('closed');
+        reject(new Error('connection closed'));
+      };
+    });
+  }
+
+  private dispatch(m: ServerMessage): void {
+    if (m.type === 'run_events') {
+      const r = this.runs.get(m.runId);
+      if (!r || m.from !== r.next) return;
+      r.next += m.events.length;
+      if (m.events.some((e) => e.t === 'done' || e.t === 'error')) r.done = true;
+      r.handlers.onEvents(m.events, m.from);
+      return;
+    }
+    if (m.type === 'error' && m.runId) this.runs.get(m.runId)?.handlers.onError?.(m.code, m.message);
+    const id = 'id' in m ? m.id : null;
+    if (id && this.pending.has(id)) {
+      this.pending.get(id)!(m);
+      this.pending.delete(id);
+    }
+  }
+
+  private request(msg: Record<string, unknown>): Promise<ServerMessage> {
+    const id = String(this.nextId++);
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.ws?.send(JSON.stringify({ ...msg, id }));
+    });
+  }
+
+  async generate(params: Record<string, unknown>, handlers: RunHandlers): Promise<string> {
+    const reply = await this.request({ type: 'generate', params, detail: 'full' });
+    if (reply.type === 'error') throw new Error(`${reply.code}: ${reply.message}`);
+    if (reply.type !== 'accepted') throw new Error(`unexpected reply ${reply.type}`);
+    this.runs.set(reply.runId, { next: 0, handlers, done: false });
+    return reply.runId;
+  }
+
+  cancel(runId: string): void {
+    this.ws?.send(JSON.stringify({ type: 'cancel', runId }));
+  }
+
+  close(): void {
+    this.ws?.close();
+  }
+}
+
+/** The app's own origin's /ws, or an engine server given as ?engine=http://host:port. */
+export function engineSocketUrl(loc: Location): string {
+  const engine = new URLSearchParams(loc.search).get('engine');
+  const base = engine ? new URL(engine) : new URL(loc.href);
+  return `${base.protocol === 'https:' ? 'wss' : 'ws'}://${base.host}/ws`;
+}

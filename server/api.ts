@@ -1,0 +1,129 @@
+/**
+ * The REST API (all under /api, all authenticated by the caller):
+ *
+ *   GET    /api/models                      models and whether they are loaded
+ *   GET    /api/runs?limit=&before=         run summaries, newest first
+ *   GET    /api/runs/:id                    one run: request, status, summary and every event
+ *   DELETE /api/runs/:id
+ *   GET    /api/notebooks                   every notebook under the notebook root
+ *   GET    /api/notebooks/<path>            { entry, content }
+ *   POST   /api/notebooks/<path>            create (body: the notebook JSON)
+ *   PUT    /api/notebooks/<path>            save atomically (header x-expected-modified: optional)
+ *   PATCH  /api/notebooks/<path>            rename (body: {"to": "<new path>"})
+ *   DELETE /api/notebooks/<path>
+ *
+ * Notebook paths are passed to the store exactly as they arrived (still percent-encoded); the
+ * store decodes once and refuses anything that would leave the notebook root.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { Logger } from './log.ts';
+import type { ModelRegistry } from './models.ts';
+import { MAX_NOTEBOOK_BYTES, NotebookError, type NotebookStore } from './notebooks/store.ts';
+import type { RunManager } from './runs/manager.ts';
+import type { RunStore } from './store/run-store.ts';
+
+export interface ApiContext {
+  readonly runs: RunManager;
+  readonly store: RunStore;
+  readonly models: ModelRegistry;
+  readonly notebooks: NotebookStore;
+  readonly log: Logger;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpError(413, 'API_TOO_LARGE', `request body exceeds ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const renameSchema = z.object({ to: z.string().min(1).max(1024) }).strict();
+const NOTEBOOKS = '/api/notebooks';
+
+export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  try {
+    await route(ctx, req, res, path);
+  } catch (e) {
+    if (e instanceof HttpError) return json(res, e.status, { error: { code: e.code, message: e.message } });
+    if (e instanceof NotebookError) return json(res, e.status, { error: { code: e.code, message: e.message } });
+    throw e;
+  }
+}
+
+async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const method = req.method ?? 'GET';
+  const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+
+  if (path === '/api/models' && method === 'GET') return json(res, 200, { models: ctx.models.summaries() });
+
+  if (path === '/api/runs' && method === 'GET') {
+    const limit = Number(query.get('limit') ?? 100);
+    const before = query.get('before') ?? undefined;
+    return json(res, 200, { runs: ctx.store.list({ limit: Number.isFinite(limit) ? limit : 100, ...(before ? { before } : {}) }) });
+  }
+  const runMatch = /^\/api\/runs\/([0-9a-f-]{36})$/.exec(path);
+  if (runMatch) {
+    const id = runMatch[1]!;
+    if (method === 'GET') {
+      const run = ctx.store.get(id);
+      if (!run) throw new HttpError(404, 'API_NOT_FOUND', 'no such run');
+      // A live run's latest events may not be persisted yet; the manager has them all.
+      const events = ctx.runs.eventsFrom(id, 0, 1_000_000)?.events ?? ctx.store.events(id);
+      return json(res, 200, { run, events });
+    }
+    if (method === 'DELETE') {
+      const live = ctx.runs.get(id);
+      if (live && !live.finished) throw new HttpError(409, 'API_RUN_ACTIVE', 'cancel the run before deleting it');
+      if (!ctx.store.delete(id)) throw new HttpError(404, 'API_NOT_FOUND', 'no such run');
+      return json(res, 200, { deleted: id });
+    }
+  }
+
+  if (path === NOTEBOOKS && method === 'GET') return json(res, 200, { notebooks: await ctx.notebooks.list() });
+  if (path.startsWith(`${NOTEBOOKS}/`)) {
+    // The raw, still-encoded remainder of the request path.
+    const raw = (req.url ?? '').split('?')[0]!.slice(NOTEBOOKS.length + 1);
+    switch (method) {
+      case 'GET':
+        return json(res, 200, await ctx.notebooks.read(raw));
+      case 'POST':
+        return json(res, 201, { entry: await ctx.notebooks.create(raw, await readBody(req, MAX_NOTEBOOK_BYTES)) });
+      case 'PUT': {
+        const expected = req.headers['x-expected-modified'];
+        const content = await readBody(req, MAX_NOTEBOOK_BYTES);
+        return json(res, 200, { entry: await ctx.notebooks.save(raw, content, typeof expected === 'string' ? { expectedModified: expected } : {}) });
+      }
+      case 'PATCH': {
+        let body: unknown;
+        try {
+          body = JSON.parse(await readBody(req, 64 * 1024));
+        } catch {
+          throw new HttpError(400, 'API_BAD_JSON', 'body is not valid JSON');
+        }
+        const r = renameSchema.safeParse(body);
+        if (!r.success) throw new HttpError(400, 'API_BAD_REQUEST', 'body must be {"to": "<path>"}');
+        return json(res, 200, { entry: await ctx.notebooks.rename(raw, r.data.to) });
+      }
+      case 'DELETE':
+        await ctx.notebooks.delete(raw);
+        return json(res, 200, { deleted: raw });
+    }
+  }
+  throw new HttpError(404, 'API_NOT_FOUND', `no route for ${method} ${path}`);
+}

@@ -1,0 +1,210 @@
+/**
+ * The MoE Lab wire protocol: every WebSocket message, in one file, as zod-validated tagged unions.
+ * Documented in docs/protocol.md. Bump PROTOCOL_VERSION on any incompatible change.
+ *
+ * Runs stream as `run_events` frames: consecutive events of one run, numbered by `seq` (the first
+ * event of a run is seq 0). A client that has every event below N resumes with
+ * `subscribe { runId, from: N }` and receives exactly the events from N on: no gap, no duplicate.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+// ---- shared pieces -------------------------------------------------------------------------
+
+const expertRef = z.object({
+  layer: z.union([z.number().int().nonnegative(), z.literal('all')]),
+  expert: z.number().int().nonnegative(),
+});
+
+export const interventionsSchema = z
+  .object({
+    ban: z.array(expertRef).max(4096).optional(),
+    force: z.array(expertRef).max(4096).optional(),
+    topK: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const samplingSchema = z
+  .object({
+    temperature: z.number().min(0).max(100).optional(),
+    topK: z.number().int().nonnegative().optional(),
+    topP: z.number().gt(0).max(1).optional(),
+  })
+  .strict();
+
+/** `compact`: ids, weights and entropy per layer. `full` adds each layer's router distribution. */
+export const detailSchema = z.enum(['compact', 'full']);
+export type Detail = z.infer<typeof detailSchema>;
+
+export const modelSummarySchema = z.object({
+  id: z.string(),
+  loaded: z.boolean(),
+  hash: z.string().nullable(),
+  modelType: z.string().nullable(),
+  numLayers: z.number().nullable(),
+  moeLayers: z.array(z.number()).nullable(),
+  numExperts: z.number().nullable(),
+  topK: z.number().nullable(),
+  contextLength: z.number().nullable(),
+  hasTokenizer: z.boolean().nullable(),
+});
+export type ModelSummary = z.infer<typeof modelSummarySchema>;
+
+// ---- client → server -----------------------------------------------------------------------
+
+const requestId = z.string().max(64);
+
+export const generateParamsSchema = z
+  .object({
+    model: z.string().max(256),
+    prompt: z.string().max(1_000_000).optional(),
+    promptIds: z.array(z.number().int().nonnegative()).max(1_000_000).optional(),
+    maxNewTokens: z.number().int().nonnegative().optional(),
+    sampling: samplingSchema.optional(),
+    seed: z.number().int().nonnegative().max(2 ** 32 - 1).optional(),
+    stop: z.array(z.string().min(1).max(256)).max(16).optional(),
+    /** Keep generating through end-of-sequence tokens (fixed-length runs for traces and benchmarks). */
+    ignoreEos: z.boolean().optional(),
+    interventions: interventionsSchema.optional(),
+  })
+  .strict();
+export type GenerateParams = z.infer<typeof generateParamsSchema>;
+
+export const clientMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('hello'), protocol: z.number().int(), client: z.string().max(128).optional() }).strict(),
+  z.object({ type: z.literal('list_models'), id: requestId }).strict(),
+  z.object({ type: z.literal('load_model'), id: requestId, model: z.string().max(256) }).strict(),
+  z
+    .object({
+      type: z.literal('generate'),
+      id: requestId,
+      /** The client's own name for the run, echoed back and stored. */
+      clientRunId: z.string().max(128).optional(),
+      params: generateParamsSchema,
+      detail: detailSchema.optional(),
+    })
+    .strict(),
+  z.object({ type: z.literal('cancel'), id: requestId.optional(), runId: z.string().max(64) }).strict(),
+  z
+    .object({
+      type: z.literal('subscribe'),
+      id: requestId.optional(),
+      runId: z.string().max(64),
+      from: z.number().int().nonnegative(),
+      detail: detailSchema.optional(),
+    })
+    .strict(),
+  z.object({ type: z.literal('unsubscribe'), runId: z.string().max(64) }).strict(),
+]);
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+
+// ---- run events (server → client, inside run_events) ---------------------------------------
+
+export type Phase = 'prefill' | 'decode';
+
+export type RunEvent =
+  | {
+      readonly t: 'started';
+      readonly model: string;
+      readonly modelHash: string;
+      readonly promptTokens: number;
+      readonly maxNewTokens: number;
+      /** Model layer index of each MoE layer; routing arrays are in this order. */
+      readonly moeLayers: readonly number[];
+      readonly numExperts: number;
+      readonly topK: number;
+      readonly seed: number;
+    }
+  | {
+      readonly t: 'token';
+      readonly index: number;
+      readonly id: number;
+      readonly text: string | null;
+      readonly delta: string | null;
+      readonly phase: Phase;
+      readonly logprob: number | null;
+      /** Top alternatives as [id, logprob] pairs, most likely first (decode only). */
+      readonly top: readonly (readonly [number, number])[];
+    }
+  | {
+      readonly t: 'routing';
+      readonly index: number;
+      readonly phase: Phase;
+      /** [moeLayers × k] expert ids, layer-major, each layer's experts by weight, largest first. */
+      readonly ids: readonly number[];
+      /** [moeLayers × k] gate weights, same order, rounded to 6 significant digits. */
+      readonly w: readonly number[];
+      /** [moeLayers] router entropy in nats, 4 decimals. */
+      readonly h: readonly number[];
+      /** [moeLayers × experts] router distribution, 5 decimals (detail 'full' only). */
+      readonly p?: readonly number[];
+    }
+  | { readonly t: 'timing'; readonly phase: Phase; readonly tokens: number; readonly ms: number; readonly ttftMs?: number }
+  | {
+      readonly t: 'done';
+      readonly reason: 'eos' | 'stop' | 'length' | 'cancelled';
+      readonly promptTokens: number;
+      readonly generatedTokens: number;
+      readonly text: string | null;
+      readonly ttftMs: number | null;
+      readonly totalMs: number;
+      readonly prefillTokensPerSecond: number | null;
+      readonly decodeTokensPerSecond: number | null;
+    }
+  | { readonly t: 'error'; readonly code: string; readonly message: string };
+
+// ---- server → client -----------------------------------------------------------------------
+
+export interface Limits {
+  readonly maxQueue: number;
+  readonly maxActiveRunsPerConnection: number;
+  /** Runs generating at the same time (they take turns, one step each). */
+  readonly maxConcurrentRuns: number;
+  readonly maxNewTokens: number;
+  readonly maxPromptTokens: number;
+  readonly maxPayloadBytes: number;
+  readonly messagesPerSecond: number;
+}
+
+export type RunStatus = 'queued' | 'running' | 'done' | 'cancelled' | 'failed' | 'interrupted';
+
+export type ServerMessage =
+  | { readonly type: 'hello'; readonly protocol: number; readonly app: string; readonly models: ModelSummary[]; readonly limits: Limits }
+  | { readonly type: 'models'; readonly id: string; readonly models: ModelSummary[] }
+  | { readonly type: 'model_loaded'; readonly id: string; readonly model: ModelSummary }
+  | { readonly type: 'accepted'; readonly id: string; readonly runId: string; readonly clientRunId: string | null; readonly queuePosition: number }
+  | { readonly type: 'run_events'; readonly runId: string; readonly from: number; readonly events: RunEvent[] }
+  | { readonly type: 'subscribed'; readonly id: string | null; readonly runId: string; readonly status: RunStatus; readonly nextSeq: number }
+  | { readonly type: 'error'; readonly id: string | null; readonly runId: string | null; readonly code: string; readonly message: string };
+
+/** Stable error codes sent to clients. Details stay in the server log. */
+export const ProtocolErrorCode = {
+  BAD_MESSAGE: 'PROTO_BAD_MESSAGE',
+  BAD_JSON: 'PROTO_BAD_JSON',
+  UNSUPPORTED_VERSION: 'PROTO_UNSUPPORTED_VERSION',
+  HELLO_REQUIRED: 'PROTO_HELLO_REQUIRED',
+  RATE_LIMITED: 'PROTO_RATE_LIMITED',
+  UNKNOWN_MODEL: 'PROTO_UNKNOWN_MODEL',
+  UNKNOWN_RUN: 'PROTO_UNKNOWN_RUN',
+  QUEUE_FULL: 'PROTO_QUEUE_FULL',
+  TOO_MANY_RUNS: 'PROTO_TOO_MANY_RUNS',
+  LIMIT_EXCEEDED: 'PROTO_LIMIT_EXCEEDED',
+  INTERNAL: 'PROTO_INTERNAL',
+} as const;
+
+/** Parses one text frame; never throws. */
+export function parseClientMessage(text: string): { ok: true; msg: ClientMessage } | { ok: false; code: string; message: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, code: ProtocolErrorCode.BAD_JSON, message: 'the message is not valid JSON' };
+  }
+  const r = clientMessageSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return { ok: false, code: ProtocolErrorCode.BAD_MESSAGE, message: `invalid message: ${issue?.path.join('.') || '(root)'}: ${issue?.message}` };
+  }
+  return { ok: true, msg: r.data };
+}

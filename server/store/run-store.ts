@@ -1,0 +1,154 @@
+/**
+ * Durable run store: every run's request, status, summary and full event log in SQLite, under the
+ * data directory. Events are appended in transactions as they stream; a run that was queued or
+ * running when the process stopped is marked `interrupted` at the next start, never lost.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { GenerateParams, RunEvent, RunStatus } from '../protocol.ts';
+
+export interface RunRecord {
+  readonly id: string;
+  readonly clientRunId: string | null;
+  readonly modelId: string;
+  readonly modelHash: string | null;
+  readonly params: GenerateParams;
+  readonly status: RunStatus;
+  readonly createdAt: string;
+  readonly finishedAt: string | null;
+  /** The `done` event, once there is one. */
+  readonly summary: Extract<RunEvent, { t: 'done' }> | null;
+  readonly error: { code: string; message: string } | null;
+  readonly eventCount: number;
+}
+
+interface RunRow {
+  id: string;
+  client_run_id: string | null;
+  model_id: string;
+  model_hash: string | null;
+  params: string;
+  status: RunStatus;
+  created_at: string;
+  finished_at: string | null;
+  summary: string | null;
+  error: string | null;
+  event_count: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY,
+  client_run_id TEXT,
+  model_id TEXT NOT NULL,
+  model_hash TEXT,
+  params TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  finished_at TEXT,
+  summary TEXT,
+  error TEXT,
+  event_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS run_events (
+  run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+`;
+
+export class RunStore {
+  private db: Database.Database;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(join(dataDir, 'runs.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+  }
+
+  /** Marks runs left queued or running by a previous process as interrupted; returns how many. */
+  markInterrupted(): number {
+    return this.db
+      .prepare(`UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status IN ('queued', 'running')`)
+      .run(new Date().toISOString()).changes;
+  }
+
+  create(r: { id: string; clientRunId: string | null; modelId: string; params: GenerateParams }): void {
+    this.db
+      .prepare(`INSERT INTO runs (id, client_run_id, model_id, params, status, created_at) VALUES (?, ?, ?, ?, 'queued', ?)`)
+      .run(r.id, r.clientRunId, r.modelId, JSON.stringify(r.params), new Date().toISOString());
+  }
+
+  setStatus(id: string, status: RunStatus, extra: { modelHash?: string; summary?: RunEvent; error?: { code: string; message: string } } = {}): void {
+    const finished = status === 'queued' || status === 'running' ? null : new Date().toISOString();
+    this.db
+      .prepare(
+        `UPDATE runs SET status = ?, finished_at = COALESCE(?, finished_at), model_hash = COALESCE(?, model_hash),
+         summary = COALESCE(?, summary), error = COALESCE(?, error) WHERE id = ?`,
+      )
+      .run(status, finished, extra.modelHash ?? null, extra.summary ? JSON.stringify(extra.summary) : null, extra.error ? JSON.stringify(extra.error) : null, id);
+  }
+
+  /** Appends events seq = from, from+1, … in one transaction. */
+  appendEvents(id: string, from: number, events: readonly RunEvent[]): void {
+    if (events.length === 0) return;
+    const insert = this.db.prepare(`INSERT INTO run_events (run_id, seq, event) VALUES (?, ?, ?)`);
+    const count = this.db.prepare(`UPDATE runs SET event_count = ? WHERE id = ?`);
+    this.db.transaction(() => {
+      events.forEach((e, i) => insert.run(id, from + i, JSON.stringify(e)));
+      count.run(from + events.length, id);
+    })();
+  }
+
+  get(id: string): RunRecord | null {
+    const row = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
+    return row ? toRecord(row) : null;
+  }
+
+  list(opts: { limit?: number; before?: string } = {}): RunRecord[] {
+    const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
+    const rows = (
+      opts.before
+        ? this.db.prepare(`SELECT * FROM runs WHERE created_at < ? ORDER BY created_at DESC LIMIT ?`).all(opts.before, limit)
+        : this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC LIMIT ?`).all(limit)
+    ) as RunRow[];
+    return rows.map(toRecord);
+  }
+
+  events(id: string, from = 0, limit = 1_000_000): RunEvent[] {
+    const rows = this.db
+      .prepare(`SELECT event FROM run_events WHERE run_id = ? AND seq >= ? ORDER BY seq LIMIT ?`)
+      .all(id, from, limit) as { event: string }[];
+    return rows.map((r) => JSON.parse(r.event) as RunEvent);
+  }
+
+  delete(id: string): boolean {
+    return this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(id).changes > 0;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toRecord(r: RunRow): RunRecord {
+  return {
+    id: r.id,
+    clientRunId: r.client_run_id,
+    modelId: r.model_id,
+    modelHash: r.model_hash,
+    params: JSON.parse(r.params) as GenerateParams,
+    status: r.status,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+    summary: r.summary ? (JSON.parse(r.summary) as Extract<RunEvent, { t: 'done' }>) : null,
+    error: r.error ? (JSON.parse(r.error) as { code: string; message: string }) : null,
+    eventCount: r.event_count,
+  };
+}

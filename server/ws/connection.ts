@@ -1,0 +1,227 @@
+/**
+ * One WebSocket client: protocol handshake, message handling, rate limiting, and streaming of the
+ * runs it subscribes to.
+ *
+ * Backpressure policy: a subscription only remembers a cursor into its run's event log. A flush
+ * sends the events past the cursor, batched into one `run_events` frame per run (at most one flush
+ * per ~16 ms while events arrive fast). While the socket has more than HIGH_WATER bytes waiting
+ * (the client is not reading), nothing more is sent to it: it costs no memory beyond that buffer
+ * and never delays another client. Sending resumes from the cursor once the buffer drains; a client
+ * stalled for STALL_TIMEOUT_MS is disconnected and can reconnect and resume from its last seq.
+ */
+import { randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { assertNever } from '../../engine/assert-never.ts';
+import { EngineError } from '../../engine/errors.ts';
+import type { Logger } from '../log.ts';
+import type { ModelRegistry } from '../models.ts';
+import { parseClientMessage, PROTOCOL_VERSION, ProtocolErrorCode, type ClientMessage, type Detail, type ServerMessage } from '../protocol.ts';
+import { ProtocolError, type RunManager } from '../runs/manager.ts';
+import { toWire } from '../runs/events.ts';
+
+export const HIGH_WATER = 1 << 20;
+export const STALL_TIMEOUT_MS = 30_000;
+const FRAME_MS = 16;
+const MAX_EVENTS_PER_FRAME = 2048;
+
+interface Subscription {
+  cursor: number;
+  readonly detail: Detail;
+  unlisten: () => void;
+}
+
+export class TokenBucket {
+  private tokens: number;
+  private last = Date.now();
+  constructor(private readonly perSecond: number, private readonly burst = perSecond * 2) {
+    this.tokens = burst;
+  }
+  take(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+export class Connection {
+  readonly id = randomUUID();
+  alive = true;
+  private greeted = false;
+  private readonly subs = new Map<string, Subscription>();
+  private readonly bucket: TokenBucket;
+  private dropped = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private lastFlush = 0;
+  private stalledSince = 0;
+  private closed = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly runs: RunManager,
+    private readonly models: ModelRegistry,
+    private readonly app: string,
+    private readonly log: Logger,
+  ) {
+    this.bucket = new TokenBucket(runs.limits.messagesPerSecond);
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('pong', () => (this.alive = true));
+    ws.on('close', () => this.dispose());
+    ws.on('error', (e) => this.log.warn(`connection ${this.id.slice(0, 8)}: ${e.message}`));
+  }
+
+  private send(msg: ServerMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private error(id: string | null, runId: string | null, code: string, message: string): void {
+    this.send({ type: 'error', id, runId, code, message });
+  }
+
+  private onMessage(data: unknown, isBinary: boolean): void {
+    if (!this.bucket.take()) {
+      // Tell the client once per burst; a client that keeps flooding is cut off.
+      if (this.dropped++ === 0) this.error(null, null, ProtocolErrorCode.RATE_LIMITED, 'too many messages; slow down');
+      if (this.dropped > this.runs.limits.messagesPerSecond * 5) this.ws.close(1008, 'rate limit');
+      return;
+    }
+    this.dropped = 0;
+    if (isBinary) return this.error(null, null, ProtocolErrorCode.BAD_MESSAGE, 'binary frames are not accepted');
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const parsed = parseClientMessage(text);
+    if (!parsed.ok) return this.error(null, null, parsed.code, parsed.message);
+    if (!this.greeted && parsed.msg.type !== 'hello') {
+      return this.error(null, null, ProtocolErrorCode.HELLO_REQUIRED, 'send hello first');
+    }
+    void this.handle(parsed.msg).catch((e) => {
+      this.log.error(`connection ${this.id.slice(0, 8)}: handling ${parsed.msg.type}`, e);
+      this.error('id' in parsed.msg ? (parsed.msg.id ?? null) : null, null, ProtocolErrorCode.INTERNAL, 'internal error');
+    });
+  }
+
+  private async handle(msg: ClientMessage): Promise<void> {
+    switch (msg.type) {
+      case 'hello':
+        if (msg.protocol !== PROTOCOL_VERSION) {
+          this.error(null, null, ProtocolErrorCode.UNSUPPORTED_VERSION, `this server speaks protocol ${PROTOCOL_VERSION}`);
+          this.ws.close(4000, 'unsupported protocol version');
+          return;
+        }
+        this.greeted = true;
+        this.send({ type: 'hello', protocol: PROTOCOL_VERSION, app: this.app, models: this.models.summaries(), limits: this.runs.limits });
+        return;
+      case 'list_models':
+        this.send({ type: 'models', id: msg.id, models: this.models.summaries() });
+        return;
+      case 'load_model':
+        if (!this.models.has(msg.model)) return this.error(msg.id, null, ProtocolErrorCode.UNKNOWN_MODEL, `unknown model '${msg.model}'`);
+        try {
+          await this.models.engine(msg.model);
+          this.send({ type: 'model_loaded', id: msg.id, model: this.models.summary(msg.model) });
+        } catch (e) {
+          if (!(e instanceof EngineError)) throw e;
+          this.error(msg.id, null, e.code, e.message);
+        }
+        return;
+      case 'generate':
+        try {
+          const { run, queuePosition } = this.runs.submit(this.id, msg.params, msg.clientRunId ?? null);
+          this.send({ type: 'accepted', id: msg.id, runId: run.id, clientRunId: run.clientRunId, queuePosition });
+          this.subscribe(run.id, 0, msg.detail ?? 'compact');
+        } catch (e) {
+          if (!(e instanceof ProtocolError)) throw e;
+          this.error(msg.id, null, e.code, e.message);
+        }
+        return;
+      case 'cancel':
+        if (!this.runs.cancel(msg.runId) && !this.runs.eventsFrom(msg.runId, 0, 0)) {
+          this.error(msg.id ?? null, msg.runId, ProtocolErrorCode.UNKNOWN_RUN, 'no such run');
+        }
+        return;
+      case 'subscribe': {
+        const state = this.runs.eventsFrom(msg.runId, 0, 0);
+        if (!state) return this.error(msg.id ?? null, msg.runId, ProtocolErrorCode.UNKNOWN_RUN, 'no such run');
+        this.send({ type: 'subscribed', id: msg.id ?? null, runId: msg.runId, status: state.status, nextSeq: state.total });
+        this.subscribe(msg.runId, msg.from, msg.detail ?? 'compact');
+        return;
+      }
+      case 'unsubscribe':
+        this.subs.get(msg.runId)?.unlisten();
+        this.subs.delete(msg.runId);
+        return;
+      default:
+        assertNever(msg, 'client message');
+    }
+  }
+
+  private subscribe(runId: string, from: number, detail: Detail): void {
+    this.subs.get(runId)?.unlisten();
+    const live = this.runs.get(runId);
+    const unlisten = live ? live.listen(() => this.scheduleFlush()) : () => {};
+    this.subs.set(runId, { cursor: from, detail, unlisten });
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.closed) return;
+    const wait = Math.max(0, FRAME_MS - (Date.now() - this.lastFlush));
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.flush();
+    }, wait);
+  }
+
+  private flush(): void {
+    this.lastFlush = Date.now();
+    if (this.ws.bufferedAmount > HIGH_WATER) {
+      // The client is not reading. Hold everything (the run log keeps it) and look again later.
+      this.stalledSince ||= Date.now();
+      if (Date.now() - this.stalledSince > STALL_TIMEOUT_MS) {
+        this.log.warn(`connection ${this.id.slice(0, 8)}: stalled for ${STALL_TIMEOUT_MS} ms, closing`);
+        this.ws.terminate();
+        return;
+      }
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.flush();
+      }, 50);
+      return;
+    }
+    this.stalledSince = 0;
+    let more = false;
+    for (const [runId, sub] of this.subs) {
+      const r = this.runs.eventsFrom(runId, sub.cursor, MAX_EVENTS_PER_FRAME);
+      if (!r) continue;
+      if (r.events.length > 0) {
+        this.send({ type: 'run_events', runId, from: sub.cursor, events: r.events.map((e) => toWire(e, sub.detail)) });
+        sub.cursor += r.events.length;
+      }
+      if (sub.cursor < r.total) more = true;
+      else if (r.status !== 'queued' && r.status !== 'running') {
+        sub.unlisten();
+        this.subs.delete(runId);
+      }
+    }
+    if (more) this.scheduleFlush();
+  }
+
+  /** Heartbeat: called periodically; a client that did not answer the last ping is dropped. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const s of this.subs.values()) s.unlisten();
+    this.subs.clear();
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Streaming over real sockets: a run matches the engine's own output, resumes after a reconnect
+ * with no gap or duplicate, runs side by side with other clients, cancels, and a client that stops
+ * reading does not hold up anyone else.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { generate } from '../../engine/generate/generate.ts';
+import type { GenerationEvent } from '../../engine/generate/types.ts';
+import { ModelRunner } from '../../engine/runtime/runner.ts';
+import type { RunEvent } from '../../server/protocol.ts';
+import { labServer, smallModel, TestClient } from '../helpers/lab-server.ts';
+import { testCacheDir } from '../helpers/cache.ts';
+import { startServer } from '../../server/app.ts';
+import { NotebookStore } from '../../server/notebooks/store.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { memoryLogger } from '../../server/log.ts';
+
+const MODEL = 'tiny-random';
+const PROMPT = [10, 20, 30, 40, 50, 60];
+
+describe('streaming runs', () => {
+  let modelDir: string;
+  let server: Awaited<ReturnType<typeof labServer>>;
+  before(async () => {
+    modelDir = await smallModel();
+    server = await labServer({ modelDirs: [modelDir], dataDir: mkdtempSync(join(tmpdir(), 'moe-lab-data-')) });
+  });
+  after(async () => server.close());
+
+  it('a streamed run matches the engine token for token and routing for routing', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    const hello = await c.hello();
+    assert.equal(hello.protocol, 1);
+    assert.deepEqual(hello.models.map((m) => m.id), [MODEL]);
+    const runId = await c.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 24, seed: 5, sampling: { temperature: 0.9 } });
+    const events = await c.untilDone(runId);
+    await c.close();
+
+    const runner = await ModelRunner.load(modelDir, { cacheDir: testCacheDir() });
+    const local: GenerationEvent[] = [];
+    for await (const ev of generate(runner, { promptIds: PROMPT, maxNewTokens: 24, seed: 5, sampling: { temperature: 0.9 } })) local.push(ev);
+    await runner.dispose();
+
+    const tokens = (evs: RunEvent[]) => evs.flatMap((e) => (e.t === 'token' ? [[e.index, e.id, e.phase]] : []));
+    assert.deepEqual(tokens(events), local.flatMap((e) => (e.type === 'token' ? [[e.index, e.id, e.phase]] : [])));
+    const routing = events.filter((e): e is Extract<RunEvent, { t: 'routing' }> => e.t === 'routing');
+    const localRouting = local.filter((e): e is Extract<GenerationEvent, { type: 'routing' }> => e.type === 'routing');
+    assert.equal(routing.length, PROMPT.length + 24);
+    assert.equal(routing.length, localRouting.length);
+    routing.forEach((r, i) => {
+      const l = localRouting[i]!;
+      assert.equal(r.index, l.index);
+      assert.deepEqual(r.ids, l.layers.flatMap((x) => x.ids));
+      r.w.forEach((w, j) => assert.ok(Math.abs(w - l.layers.flatMap((x) => x.weights)[j]!) <= 1e-6 * Math.max(1, Math.abs(w))));
+      assert.equal(r.p, undefined, 'compact detail carries no distribution');
+    });
+    assert.equal(events[0]!.t, 'started');
+    assert.equal(events.at(-1)!.t, 'done');
+  });
+
+  it('a client that reconnects mid-run resumes with no gap and no duplicate', async () => {
+    const a = await TestClient.connect(server.url, { token: server.token });
+    await a.hello();
+    const runId = await a.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 900, sampling: { temperature: 1 }, ignoreEos: true, seed: 1 });
+    await a.waitFor((m) => m.type === 'run_events' && m.runId === runId && m.from + m.events.length > 60);
+    a.ws.terminate();
+    const before = a.events(runId);
+    assert.ok(!before.some((e) => e.t === 'done'), 'the run is still going when the client drops');
+
+    const b = await TestClient.connect(server.url, { token: server.token });
+    await b.hello();
+    b.send({ type: 'subscribe', id: 's1', runId, from: before.length });
+    const sub = await b.waitFor((m) => m.type === 'subscribed');
+    assert.ok(sub.type === 'subscribed' && sub.status === 'running');
+    await b.waitFor((m) => m.type === 'run_events' && m.runId === runId && m.events.some((e) => e.t === 'done'), 60_000);
+    const frames = b.received.filter((m) => m.type === 'run_events' && m.runId === runId);
+    assert.equal(frames[0]!.type === 'run_events' && frames[0]!.from, before.length, 'the first frame starts exactly where the client left off');
+    const rest = frames.flatMap((m) => (m.type === 'run_events' ? m.events : []));
+    const all = [...before, ...rest];
+    // Contiguous: every frame starts where the previous ended.
+    let next = before.length;
+    for (const m of frames) if (m.type === 'run_events') (assert.equal(m.from, next), (next += m.events.length));
+    // Identical to the stored run, event for event.
+    const res = await fetch(`${server.url}/api/runs/${runId}`, { headers: { Authorization: `Bearer ${server.token}` } });
+    const stored = (await res.json()) as { events: RunEvent[]; run: { status: string } };
+    assert.equal(stored.run.status, 'done');
+    assert.equal(all.length, stored.events.length);
+    const positions = all.filter((e) => e.t === 'token').map((e) => (e.t === 'token' ? e.index : -1));
+    assert.deepEqual(positions, [...Array(PROMPT.length + 900).keys()]);
+    assert.deepEqual(all.map((e) => e.t), stored.events.map((e) => e.t));
+    await b.close();
+  });
+
+  it('two clients stream at the same time, and cancel stops a run', async () => {
+    const a = await TestClient.connect(server.url, { token: server.token });
+    const b = await TestClient.connect(server.url, { token: server.token });
+    await a.hello();
+    await b.hello();
+    const ra = await a.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 400, seed: 2, sampling: { temperature: 1 }, ignoreEos: true });
+    const rb = await b.generate({ model: MODEL, promptIds: [7, 8, 9], maxNewTokens: 400, seed: 3, sampling: { temperature: 1 }, ignoreEos: true });
+    // Both runs are streaming before either finishes.
+    await a.waitFor((m) => m.type === 'run_events' && m.runId === ra && m.events.some((e) => e.t === 'token' && e.phase === 'decode'));
+    await b.waitFor((m) => m.type === 'run_events' && m.runId === rb && m.events.some((e) => e.t === 'token' && e.phase === 'decode'));
+    assert.ok(!a.events(ra).some((e) => e.t === 'done') || !b.events(rb).some((e) => e.t === 'done'));
+    a.send({ type: 'cancel', runId: ra });
+    const evA = await a.untilDone(ra);
+    const doneA = evA.at(-1)!;
+    assert.ok(doneA.t === 'done' && doneA.reason === 'cancelled');
+    assert.ok(doneA.t === 'done' && doneA.generatedTokens < 400);
+    const evB = await b.untilDone(rb);
+    const doneB = evB.at(-1)!;
+    assert.ok(doneB.t === 'done' && doneB.reason === 'length' && doneB.generatedTokens === 400);
+    const status = (await (await fetch(`${server.url}/api/runs/${ra}`, { headers: { Authorization: `Bearer ${server.token}` } })).json()) as { run: { status: string } };
+    assert.equal(status.run.status, 'cancelled');
+    await a.close();
+    await b.close();
+  });
+
+  it('a client that never reads does not hold up another client beyond 250 ms between frames', async () => {
+    const slow = await TestClient.connect(server.url, { token: server.token });
+    await slow.hello();
+    // Full detail: large frames, so the stalled socket's buffers fill quickly.
+    const slowRun = await slow.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 1000, seed: 4, sampling: { temperature: 1 }, ignoreEos: true }, 'full');
+    slow.ws.pause();
+
+    const fast = await TestClient.connect(server.url, { token: server.token });
+    await fast.hello();
+    const arrivals: number[] = [];
+    fast.ws.on('message', () => arrivals.push(performance.now()));
+    const t0 = performance.now();
+    const runId = await fast.generate({ model: MODEL, promptIds: [1, 2, 3], maxNewTokens: 300, seed: 9, sampling: { temperature: 1 }, ignoreEos: true });
+    const events = await fast.untilDone(runId);
+    const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!);
+    const worst = Math.max(...gaps);
+    assert.equal(events.filter((e) => e.t === 'token' && e.phase === 'decode').length, 300);
+    assert.ok(worst < 250, `largest gap between frames ${worst.toFixed(0)} ms`);
+    // The slow client's run kept generating meanwhile (the engine never waits for a reader).
+    const res = await fetch(`${server.url}/api/runs/${slowRun}`, { headers: { Authorization: `Bearer ${server.token}` } });
+    const body = (await res.json()) as { events: RunEvent[] };
+    assert.ok(body.events.length > 50, `slow run has ${body.events.length} events after ${(performance.now() - t0).toFixed(0)} ms`);
+    slow.send({ type: 'cancel', runId: slowRun });
+    slow.ws.terminate();
+    await fast.close();
+  });
+});
+
+describe('the run store', () => {
+  it('runs survive a restart; a run cut off by a stop is marked interrupted, with its events', async () => {
+    const modelDir = await smallModel();
+    const dataDir = mkdtempSync(join(tmpdir(), 'moe-lab-data-'));
+    const first = await labServer({ modelDirs: [modelDir], dataDir });
+    const c = await TestClient.connect(first.url, { token: first.token });
+    await c.hello();
+    const finished = await c.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 8 });
+    const finishedEvents = await c.untilDone(finished);
+    const cut = await c.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 1000, sampling: { temperature: 1 }, ignoreEos: true, seed: 1 });
+    await c.waitFor((m) => m.type === 'run_events' && m.runId === cut && m.from + m.events.length > 30);
+    c.ws.terminate();
+    await first.close();
+
+    const second = await startServer({
+      port: 0, modelDirs: [modelDir], dataDir, ui: null, log: memoryLogger(),
+      notebooks: await NotebookStore.open(mkdtempSync(join(tmpdir(), 'moe-lab-nb-'))),
+    });
+    try {
+      const get = async (id: string) => (await (await fetch(`${second.url}/api/runs/${id}`, { headers: { Authorization: `Bearer ${second.token}` } })).json()) as { run: { status: string; params: { promptIds: number[] } }; events: RunEvent[] };
+      const a = await get(finished);
+      assert.equal(a.run.status, 'done');
+      assert.deepEqual(a.run.params.promptIds, PROMPT);
+      assert.deepEqual(a.events.map((e) => e.t), finishedEvents.map((e) => e.t));
+      const b = await get(cut);
+      assert.equal(b.run.status, 'interrupted');
+      assert.ok(b.events.length > 30, `${b.events.length} events kept`);
+      const list = (await (await fetch(`${second.url}/api/runs`, { headers: { Authorization: `Bearer ${second.token}` } })).json()) as { runs: { id: string }[] };
+      assert.deepEqual(new Set(list.runs.map((r) => r.id)), new Set([finished, cut]));
+      const del = await fetch(`${second.url}/api/runs/${finished}`, { method: 'DELETE', headers: { Authorization: `Bearer ${second.token}` } });
+      assert.equal(del.status, 200);
+      assert.equal((await fetch(`${second.url}/api/runs/${finished}`, { headers: { Authorization: `Bearer ${second.token}` } })).status, 404);
+    } finally {
+      await second.close();
+    }
+  });
+});
