@@ -1,0 +1,184 @@
+/** The server is closed by default: host, origin, token, payload, rate and message checks over real sockets. */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { fixtureDir } from '../helpers/fixtures.ts';
+import { labServer, TestClient } from '../helpers/lab-server.ts';
+
+/** A raw HTTP request (no client-side URL normalisation), returning status, headers and body. */
+function raw(url: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path, method, headers }, (res) => {
+      let data = '';
+      res.on('data', (c) => (data += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+/** Tries a WebSocket upgrade; resolves to the HTTP status of a refusal, or 101 when it opened. */
+function upgradeStatus(url: string, headers: Record<string, string>, origin?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + '/ws', { headers, ...(origin ? { origin } : {}) });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once('error', () => resolve(0));
+  });
+}
+
+describe('access control', () => {
+  let server: Awaited<ReturnType<typeof labServer>>;
+  let auth: Record<string, string>;
+  before(async () => {
+    server = await labServer({ modelDirs: [fixtureDir('mixtral')], limits: { messagesPerSecond: 20 } });
+    auth = { Authorization: `Bearer ${server.token}` };
+  });
+  after(async () => server.close());
+
+  it('listens on 127.0.0.1 and the token is 256 bits', () => {
+    assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(server.token, /^[0-9a-f]{64}$/);
+  });
+
+  it('refuses foreign origins, whatever the token', async () => {
+    const port = new URL(server.url).port;
+    for (const origin of ['http://evil.example', 'null', `http://localhost:${port}.evil.com`, `http://127.0.0.1:${Number(port) + 1}`, `https://127.0.0.1:${port}`, `http://127.0.0.1:${port}/`]) {
+      assert.equal(await upgradeStatus(server.url, auth, origin), 403, `ws origin ${origin}`);
+      assert.equal((await raw(server.url, '/api/models', { ...auth, Origin: origin })).status, 403, `http origin ${origin}`);
+    }
+    // The app's own origins pass.
+    assert.equal(await upgradeStatus(server.url, auth, `http://127.0.0.1:${port}`), 101);
+    assert.equal(await upgradeStatus(server.url, auth, `http://localhost:${port}`), 101);
+  });
+
+  it('refuses a foreign Host header (DNS rebinding)', async () => {
+    assert.equal((await raw(server.url, '/api/models', { ...auth, Host: 'evil.example' })).status, 403);
+    assert.equal((await raw(server.url, '/api/models', { ...auth, Host: `attacker.com:${new URL(server.url).port}` })).status, 403);
+    assert.equal(await upgradeStatus(server.url, { ...auth, Host: 'evil.example' }), 403);
+  });
+
+  it('refuses a missing or wrong token', async () => {
+    assert.equal((await raw(server.url, '/api/models')).status, 401);
+    assert.equal((await raw(server.url, '/api/models', { Authorization: 'Bearer nope' })).status, 401);
+    assert.equal((await raw(server.url, '/api/models', { Authorization: `Bearer ${server.token.slice(0, -1)}0` })).status, 401);
+    assert.equal(await upgradeStatus(server.url, {}), 401);
+    assert.equal(await upgradeStatus(server.url, { Authorization: 'Bearer wrong' }), 401);
+    assert.equal((await raw(server.url, '/?token=wrong')).status, 401);
+    assert.equal((await raw(server.url, '/api/models', auth)).status, 200);
+  });
+
+  it('exchanges the token for an HttpOnly SameSite=Strict cookie that authenticates the socket', async () => {
+    const login = await raw(server.url, `/?token=${server.token}&x=1`);
+    assert.equal(login.status, 302);
+    assert.equal(login.headers['location'], '/?x=1', 'the token is dropped from the URL');
+    const cookie = String(login.headers['set-cookie']);
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /SameSite=Strict/);
+    assert.ok(!cookie.includes(server.token), 'the cookie does not carry the token');
+    const session = cookie.split(';')[0]!;
+    assert.equal(await upgradeStatus(server.url, { Cookie: session }), 101);
+    assert.equal((await raw(server.url, '/api/models', { Cookie: session })).status, 200);
+    assert.equal((await raw(server.url, '/api/models', { Cookie: 'moelab_session=forged' })).status, 401);
+  });
+
+  it('sends security headers', async () => {
+    const r = await raw(server.url, '/api/models', auth);
+    assert.match(String(r.headers['content-security-policy']), /default-src 'self'/);
+    assert.match(String(r.headers['content-security-policy']), /frame-ancestors 'none'/);
+    assert.equal(r.headers['x-content-type-options'], 'nosniff');
+    assert.equal(r.headers['referrer-policy'], 'no-referrer');
+  });
+
+  it('closes a connection that sends an oversize frame with 1009', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    const code = await new Promise<number>((resolve) => {
+      c.ws.once('close', (code) => resolve(code));
+      c.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'x'.repeat(2 * 1024 * 1024) }));
+    });
+    assert.equal(code, 1009);
+  });
+
+  it('answers malformed JSON, unknown types and bad fields with stable codes, and keeps the connection', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    c.send('{not json');
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_BAD_JSON');
+    c.received.length = 0;
+    c.send({ type: 'list_models', id: '1' });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_HELLO_REQUIRED');
+    await c.hello();
+    c.received.length = 0;
+    c.send({ type: 'launch_missiles' });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_BAD_MESSAGE');
+    c.received.length = 0;
+    c.send({ type: 'generate', id: '2', params: { model: 'mixtral', promptIds: [1], maxNewTokens: -3 } });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_BAD_MESSAGE');
+    c.received.length = 0;
+    c.send({ type: 'generate', id: '3', params: { model: 'nope', promptIds: [1] } });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_UNKNOWN_MODEL');
+    c.received.length = 0;
+    c.send({ type: 'subscribe', id: '4', runId: 'nope', from: 0 });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_UNKNOWN_RUN');
+    c.received.length = 0;
+    c.send({ type: 'generate', id: '5', params: { model: 'mixtral', promptIds: [1], maxNewTokens: 100000 } });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_LIMIT_EXCEEDED');
+    // Still usable.
+    c.send({ type: 'list_models', id: '6' });
+    assert.equal((await c.waitFor((m) => m.type === 'models')).type, 'models');
+    await c.close();
+  });
+
+  it('a run that fails in the engine reports the engine error code', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    await c.hello();
+    const runId = await c.generate({ model: 'mixtral', promptIds: [1, 2], interventions: { topK: 99 } });
+    const events = await c.untilDone(runId);
+    const last = events.at(-1)!;
+    assert.ok(last.t === 'error' && last.code === 'ENGINE_BAD_TOP_K', JSON.stringify(last));
+    await c.close();
+  });
+
+  it('refuses an unsupported protocol version', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    const closed = new Promise<number>((resolve) => c.ws.once('close', (code) => resolve(code)));
+    c.send({ type: 'hello', protocol: 99 });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_UNSUPPORTED_VERSION');
+    assert.equal(await closed, 4000);
+  });
+
+  it('rate-limits a flooding client', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    await c.hello();
+    for (let i = 0; i < 200; i++) c.send({ type: 'list_models', id: String(i) });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_RATE_LIMITED');
+    const answered = c.received.filter((m) => m.type === 'models').length;
+    assert.ok(answered < 200, `${answered} of 200 answered`);
+    c.ws.terminate();
+  });
+
+  it('keeps notebook paths inside the notebook root over HTTP', async () => {
+    for (const p of ['..%2f..%2fetc%2fpasswd', '%2e%2e/%2e%2e/etc/passwd.moenb', '..%252f..%252fx.moenb', 'a%00.moenb', '.hidden.moenb']) {
+      const r = await raw(server.url, `/api/notebooks/${p}`, auth);
+      assert.equal(r.status, 400, `${p}: ${r.status} ${r.body}`);
+      assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'NOTEBOOK_BAD_PATH');
+    }
+    const created = await raw(server.url, '/api/notebooks/lessons/a.moenb', { ...auth, 'Content-Type': 'application/json' }, 'POST', '{"cells":[]}');
+    assert.equal(created.status, 201);
+    const read = await raw(server.url, '/api/notebooks/lessons/a.moenb', auth);
+    assert.equal((JSON.parse(read.body) as { content: string }).content, '{"cells":[]}');
+  });
+
+  it('never writes the token to the log', async () => {
+    await raw(server.url, `/?token=${server.token}`);
+    await raw(server.url, `/api/models?token=${server.token}`, auth);
+    await upgradeStatus(server.url, { Authorization: `Bearer ${server.token}x` });
+    assert.ok(server.log.lines.every((l) => !l.includes(server.token)));
+  });
+});
