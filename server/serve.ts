@@ -29,11 +29,16 @@ export const SERVE_USAGE = `moe-lab serve [--port N] [--host ADDR --allow-remote
 function ensureBuilt(log: ReturnType<typeof consoleLogger>): void {
   if (existsSync(join(REPO_ROOT, '.next', 'BUILD_ID'))) return;
   log.info('building the web app (first start only; later starts reuse it)…');
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'next', 'dist', 'bin', 'next'), 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'next', 'dist', 'bin', 'next'), 'build'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
+  });
   if (r.status !== 0) throw new Error('building the web app failed');
 }
 
 async function nextHandler(): Promise<RequestHandler> {
+  process.env['NEXT_TELEMETRY_DISABLED'] = '1';
   const { default: next } = await import('next');
   const app = next({ dev: false, dir: REPO_ROOT, quiet: true });
   await app.prepare();

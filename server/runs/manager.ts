@@ -24,6 +24,8 @@ export class ProtocolError extends Error {
 
 export class LiveRun {
   readonly events: RunEvent[] = [];
+  /** When each event was appended (ms since the epoch, sub-millisecond): event latency is measured from here. */
+  readonly appendedAt: number[] = [];
   status: RunStatus = 'queued';
   persisted = 0;
   finishedAt = 0;
@@ -39,6 +41,7 @@ export class LiveRun {
 
   append(ev: RunEvent): void {
     this.events.push(ev);
+    this.appendedAt.push(performance.timeOrigin + performance.now());
     for (const l of this.listeners) l();
   }
 
