@@ -58,6 +58,8 @@ export interface RunningServer {
   readonly token: string;
   readonly runs: RunManager;
   readonly store: RunStore;
+  /** Open WebSocket connections. */
+  readonly connectionCount: () => number;
   close(): Promise<void>;
 }
 
@@ -159,6 +161,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     token: policy.token,
     runs,
     store,
+    connectionCount: () => connections.size,
     async close() {
       clearInterval(heartbeat);
       await runs.close();

@@ -182,3 +182,28 @@ describe('access control', () => {
     assert.ok(server.log.lines.every((l) => !l.includes(server.token)));
   });
 });
+
+describe('heartbeat', () => {
+  it('drops a socket that stops answering pings', async () => {
+    const server = await labServer({ modelDirs: [fixtureDir('mixtral')], heartbeatMs: 100 });
+    try {
+      const live = await TestClient.connect(server.url, { token: server.token });
+      const dead = await TestClient.connect(server.url, { token: server.token });
+      await live.hello();
+      await dead.hello();
+      assert.equal(server.connectionCount(), 2);
+      // A paused socket reads nothing, so it never sees a ping and never answers.
+      dead.ws.pause();
+      const t0 = Date.now();
+      while (server.connectionCount() > 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(server.connectionCount(), 1, 'the dead socket was dropped');
+      assert.ok(Date.now() - t0 < 1000, `dropped after ${Date.now() - t0} ms`);
+      // The live one, which answers, stays.
+      live.send({ type: 'list_models', id: 'x' });
+      assert.equal((await live.waitFor((m) => m.type === 'models')).type, 'models');
+      await live.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
