@@ -1,102 +1,98 @@
 'use client';
 
-import { useEffect, useRef, useState } from 'react';
-import { LabClient, engineSocketUrl } from '../components/lab-client';
-import type { ModelSummary, RunEvent } from '../server/protocol';
+/** Home: the notebooks under the notebook root, and the way to the playground. */
+import { useEffect, useState } from 'react';
+import { createNotebook, deleteNotebook, listNotebooks, renameNotebook, type NotebookEntry } from '../components/notebook/persist';
 
-const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#1f77b4', '#d62728', '#17becf', '#bcbd22', '#8c564b', '#e377c2'];
+export default function Home() {
+  const [entries, setEntries] = useState<NotebookEntry[] | null>(null);
+  const [name, setName] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const refresh = () => listNotebooks().then(setEntries, (e: Error) => setError(e.message));
+  useEffect(() => void refresh(), []);
 
-interface Tok {
-  index: number;
-  text: string;
-  phase: 'prefill' | 'decode';
-  top1?: number;
-}
-
-export default function Playground() {
-  const client = useRef<LabClient | null>(null);
-  const [status, setStatus] = useState('connecting');
-  const [models, setModels] = useState<ModelSummary[]>([]);
-  const [model, setModel] = useState('');
-  const [prompt, setPrompt] = useState('The quick brown fox');
-  const [tokens, setTokens] = useState<Tok[]>([]);
-  const [runId, setRunId] = useState<string | null>(null);
-  const [summary, setSummary] = useState('');
-
-  useEffect(() => {
-    const c = new LabClient(engineSocketUrl(window.location));
-    client.current = c;
-    c.onStatus = setStatus;
-    c.connect()
-      .then(() => {
-        setModels(c.models);
-        setModel(c.models[0]?.id ?? '');
-      })
-      .catch(() => setStatus('closed'));
-    return () => c.close();
-  }, []);
-
-  const run = async () => {
-    if (!client.current) return;
-    setTokens([]);
-    setSummary('');
-    const id = await client.current.generate({ model, prompt, maxNewTokens: 48 }, {
-      onEvents(events: RunEvent[]) {
-        setTokens((prev) => {
-          const next = [...prev];
-          for (const e of events) {
-            if (e.t === 'token') next[e.index] = { index: e.index, text: e.text ?? `[${e.id}]`, phase: e.phase };
-            // Colour each token by the top-1 expert of the last MoE layer.
-            if (e.t === 'routing' && next[e.index]) next[e.index] = { ...next[e.index]!, top1: e.ids[e.ids.length - (e.ids.length / e.h.length)] };
-          }
-          return next;
-        });
-        for (const e of events) {
-          if (e.t === 'done') {
-            setSummary(`${e.reason} · ${e.generatedTokens} tokens · ${e.decodeTokensPerSecond?.toFixed(1) ?? '–'} tok/s`);
-            setRunId(null);
-          }
-          if (e.t === 'error') {
-            setSummary(`error ${e.code}: ${e.message}`);
-            setRunId(null);
-          }
-        }
-      },
-    }).catch((e: Error) => {
-      setSummary(e.message);
-      return null;
-    });
-    setRunId(id);
+  const create = async () => {
+    const path = name.trim().endsWith('.moenb') ? name.trim() : `${name.trim()}.moenb`;
+    try {
+      await createNotebook(path);
+      window.location.href = `/notebook?path=${encodeURIComponent(path)}`;
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
   };
 
   return (
     <main>
-      <h1>MoE Lab — playground</h1>
+      <header className="home-header">
+        <h1>MoE Lab</h1>
+        <nav>
+          <a href="/playground">Playground</a>
+        </nav>
+      </header>
+      <p className="muted">Watch Mixture-of-Experts models route, token by token. Open a notebook or try the playground.</p>
       <div className="panel">
-        <textarea value={prompt} onChange={(e) => setPrompt(e.target.value)} aria-label="prompt" />
         <div className="row">
-          <select value={model} onChange={(e) => setModel(e.target.value)} aria-label="model">
-            {models.map((m) => (
-              <option key={m.id} value={m.id}>
-                {m.id}
-              </option>
-            ))}
-          </select>
-          <button onClick={run} disabled={status !== 'open' || !model || runId !== null}>
-            Run
+          <input aria-label="new notebook name" placeholder="new-notebook" value={name} onChange={(e) => setName(e.target.value)} onKeyDown={(e) => e.key === 'Enter' && name.trim() && void create()} />
+          <button onClick={() => void create()} disabled={!name.trim()}>
+            New notebook
           </button>
-          <button onClick={() => runId && client.current?.cancel(runId)} disabled={runId === null}>
-            Stop
-          </button>
-          <span className="muted">{status === 'open' ? summary : status}</span>
+          {error && <span className="error">{error}</span>}
         </div>
       </div>
-      <div className="panel tokens" data-testid="tokens">
-        {tokens.map((t) => (
-          <span key={t.index} className="tok" title={t.top1 !== undefined ? `expert ${t.top1}` : ''} style={{ background: t.top1 !== undefined ? `${PALETTE[t.top1 % PALETTE.length]}55` : undefined, opacity: t.phase === 'prefill' ? 0.75 : 1 }}>
-            {t.text}
-          </span>
-        ))}
+      <div className="panel">
+        <table className="nb-list" data-testid="notebook-list">
+          <thead>
+            <tr>
+              <th>Notebook</th>
+              <th>Modified</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {entries?.map((e) => (
+              <tr key={e.path}>
+                <td>
+                  <a href={`/notebook?path=${encodeURIComponent(e.path)}`}>{e.path}</a>
+                </td>
+                <td className="muted">{new Date(e.modified).toLocaleString()}</td>
+                <td className="actions">
+                  <button
+                    className="secondary"
+                    onClick={async () => {
+                      const to = window.prompt('Rename to', e.path);
+                      if (!to || to === e.path) return;
+                      try {
+                        await renameNotebook(e.path, to.endsWith('.moenb') ? to : `${to}.moenb`);
+                        await refresh();
+                      } catch (err) {
+                        setError(err instanceof Error ? err.message : String(err));
+                      }
+                    }}
+                  >
+                    Rename
+                  </button>
+                  <button
+                    className="secondary"
+                    onClick={async () => {
+                      if (!window.confirm(`Delete ${e.path}?`)) return;
+                      await deleteNotebook(e.path);
+                      await refresh();
+                    }}
+                  >
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            ))}
+            {entries?.length === 0 && (
+              <tr>
+                <td colSpan={3} className="muted">
+                  No notebooks yet.
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
       </div>
     </main>
   );

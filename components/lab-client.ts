@@ -18,6 +18,8 @@ export class LabClient {
   private pending = new Map<string, (m: ServerMessage) => void>();
   private runs = new Map<string, { next: number; handlers: RunHandlers; done: boolean }>();
   models: ModelSummary[] = [];
+  private retries = 0;
+  private closing = false;
   onStatus: (s: 'connecting' | 'open' | 'closed') => void = () => {};
 
   constructor(private readonly url: string) {}
@@ -32,6 +34,7 @@ export class LabClient {
         const m = JSON.parse(String(e.data)) as ServerMessage;
         if (m.type === 'hello') {
           this.models = m.models;
+          this.retries = 0;
           this.onStatus('open');
           // Resume every unfinished run from the first event we have not seen.
           for (const [runId, r] of this.runs) if (!r.done) ws.send(JSON.stringify({ type: 'subscribe', runId, from: r.next, detail: 'full' }));
@@ -43,6 +46,8 @@ export class LabClient {
       ws.onclose = () => {
         this.onStatus('closed');
         reject(new Error('connection closed'));
+        // Reconnect with backoff; unfinished runs resume where they stopped (see the hello handler).
+        if (!this.closing) setTimeout(() => void this.connect().catch(() => {}), Math.min(5000, 250 * 2 ** this.retries++));
       };
     });
   }
@@ -73,11 +78,17 @@ export class LabClient {
   }
 
   async generate(params: Record<string, unknown>, handlers: RunHandlers): Promise<string> {
-    const reply = await this.request({ type: 'generate', params, detail: 'full' });
+    const reply = await this.request({ type: 'generate', params, detail: 'full', clientRunId: String(params['clientRunId'] ?? '') || undefined });
     if (reply.type === 'error') throw new Error(`${reply.code}: ${reply.message}`);
     if (reply.type !== 'accepted') throw new Error(`unexpected reply ${reply.type}`);
     this.runs.set(reply.runId, { next: 0, handlers, done: false });
     return reply.runId;
+  }
+
+  /** Streams an existing run from event `from` on (e.g. after a reload, to resume a running cell). */
+  attach(runId: string, from: number, handlers: RunHandlers): void {
+    this.runs.set(runId, { next: from, handlers, done: false });
+    this.ws?.send(JSON.stringify({ type: 'subscribe', runId, from, detail: 'full' }));
   }
 
   cancel(runId: string): void {
@@ -85,6 +96,7 @@ export class LabClient {
   }
 
   close(): void {
+    this.closing = true;
     this.ws?.close();
   }
 }

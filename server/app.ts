@@ -15,6 +15,7 @@ import type { Limits } from './protocol.ts';
 import { ProtocolErrorCode } from './protocol.ts';
 import { RunManager } from './runs/manager.ts';
 import { accessPolicy, authenticated, hostAllowed, originAllowed, securityHeaders, sessionCookie, safeEqual, type AccessPolicy } from './security.ts';
+import { serveStatic } from './static.ts';
 import { RunStore } from './store/run-store.ts';
 import { Connection } from './ws/connection.ts';
 
@@ -112,7 +113,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const port = (server.address() as { port: number }).port;
   const policy = accessPolicy(host, port, opts.extraOrigins ?? [], opts.token);
-  const wsOrigins = [...policy.allowedHosts].map((h) => `ws://${h}`);
+  // CSP source expressions cannot name IPv6 literals, so the [::1] form is left to 'self'.
+  const wsOrigins = [...policy.allowedHosts].filter((h) => !h.startsWith('[')).map((h) => `ws://${h}`);
   const headers = securityHeaders(wsOrigins);
   const api: ApiContext = { runs, store, models, notebooks: opts.notebooks, log };
 
@@ -128,7 +130,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       res.end('<!doctype html><title>MoE Lab</title><p>Open the URL with the token that <code>moe-lab serve</code> printed.</p>');
       return;
     }
-    const handled = path.startsWith('/api/') ? handleApi(api, req, res, path) : opts.ui ? opts.ui(req, res) : reject(res, 404, 'NOT_FOUND', 'engine-only server: no web app here');
+    const handled = path.startsWith('/api/')
+      ? handleApi(api, req, res, path)
+      : opts.ui
+        ? serveStatic(req, res, path).then((done) => (done ? undefined : opts.ui!(req, res)))
+        : reject(res, 404, 'NOT_FOUND', 'engine-only server: no web app here');
     void Promise.resolve(handled).catch((e) => {
       log.error(`${req.method} ${path}`, e);
       if (!res.headersSent) reject(res, 500, ProtocolErrorCode.INTERNAL, 'internal error');

@@ -2,7 +2,7 @@
  * `moe-lab serve`: the app (or, with --engine-only, the engine server alone) on 127.0.0.1.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,14 @@ export const SERVE_USAGE = `moe-lab serve [--port N] [--host ADDR --allow-remote
   Models: every checkpoint folder in --models-dir (default: the built-in models) plus each --model.
   Runs are stored under --data-dir (default ~/.moe-lab/data), notebooks under --notebooks
   (default ~/.moe-lab/notebooks).`;
+
+export const WELCOME_NOTEBOOK = join(REPO_ROOT, 'server', 'notebooks', 'welcome.moenb');
+
+/** A new notebook root starts with the welcome notebook, which walks through the built-in model. */
+async function seedWelcome(store: NotebookStore): Promise<void> {
+  if ((await store.list()).length > 0 || !existsSync(WELCOME_NOTEBOOK)) return;
+  await store.create('welcome.moenb', readFileSync(WELCOME_NOTEBOOK, 'utf8'));
+}
 
 /** Builds the production web app once, if it has not been built yet. */
 function ensureBuilt(log: ReturnType<typeof consoleLogger>): void {
@@ -77,6 +85,8 @@ export async function runServe(argv: string[]): Promise<void> {
   const modelDirs = [...ModelRegistry.scan(resolve(values['models-dir'] ?? join(REPO_ROOT, 'models'))), ...(values.model ?? [])];
   const notebooksRoot = resolve(values.notebooks ?? join(home, 'notebooks'));
   mkdirSync(notebooksRoot, { recursive: true });
+  const notebooks = await NotebookStore.open(notebooksRoot);
+  await seedWelcome(notebooks);
   const engineOnly = values['engine-only'];
   if (!engineOnly) ensureBuilt(log);
 
@@ -85,7 +95,7 @@ export async function runServe(argv: string[]): Promise<void> {
     port,
     modelDirs,
     dataDir: resolve(values['data-dir'] ?? join(home, 'data')),
-    notebooks: await NotebookStore.open(notebooksRoot),
+    notebooks,
     ui: engineOnly ? null : await nextHandler(),
     extraOrigins: values['allow-origin'] ?? [],
     log,

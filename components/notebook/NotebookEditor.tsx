@@ -1,0 +1,400 @@
+'use client';
+
+/**
+ * The notebook editor: Jupyter's command and edit modes and keyboard shortcuts, running cells
+ * (prompt cells on the server, code cells in the notebook's kernel worker), stale marks, autosave
+ * and explicit save.
+ *
+ * Command mode (Esc): Enter edit · Shift+Enter run and select below · Ctrl+Enter run ·
+ * Alt+Enter run and insert below · A / B insert above / below · D D delete · M markdown ·
+ * Y code · P prompt · ↑/K ↓/J select · I I interrupt · Ctrl+S save.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import type { RunEvent } from '../../server/protocol';
+import { Kernel, type KernelOutput } from '../kernel/kernel';
+import { LabClient, engineSocketUrl } from '../lab-client';
+import { RunCache } from '../runs';
+import { CellView } from './cells';
+import { downloadHtml, downloadIpynb, loadNotebook, saveNotebook, type LoadedNotebook } from './persist';
+import {
+  changeKind, insertCell, markDownstreamStale, newCell, promptParams, removeCell, updateCell,
+  type Cell, type CellKind, type CellOutput, type NotebookModel,
+} from './model';
+
+type SaveState = 'saved' | 'dirty' | 'saving' | 'error';
+
+/** A finished run as `lab.generate` returns it to notebook code. */
+function runForKernel(runId: string, model: string, events: RunEvent[]) {
+  const tokens = events.flatMap((e) => (e.t === 'token' ? [{ index: e.index, id: e.id, text: e.text, phase: e.phase }] : []));
+  const started = events.find((e) => e.t === 'started');
+  const layers = started && started.t === 'started' ? started.moeLayers : [];
+  const routing = events.flatMap((e) => {
+    if (e.t !== 'routing') return [];
+    const k = e.ids.length / Math.max(1, e.h.length);
+    return [{ index: e.index, phase: e.phase, layers: e.h.map((h, m) => ({ layer: layers[m] ?? m, ids: e.ids.slice(m * k, (m + 1) * k), weights: e.w.slice(m * k, (m + 1) * k), entropy: h })) }];
+  });
+  const done = events.find((e) => e.t === 'done');
+  const error = events.find((e) => e.t === 'error');
+  if (error && error.t === 'error') throw new Error(`${error.code}: ${error.message}`);
+  return {
+    runId,
+    model,
+    text: done && done.t === 'done' ? done.text : null,
+    tokens,
+    routing,
+    summary: done && done.t === 'done' ? { reason: done.reason, generatedTokens: done.generatedTokens, decodeTokensPerSecond: done.decodeTokensPerSecond } : null,
+  };
+}
+
+export default function NotebookEditor({ path }: { path: string }) {
+  const [nb, setNb] = useState<NotebookModel | null>(null);
+  const [loaded, setLoaded] = useState<LoadedNotebook | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [selected, setSelected] = useState(0);
+  const [editing, setEditing] = useState(false);
+  const [running, setRunning] = useState<Set<string>>(new Set());
+  const [save, setSave] = useState<SaveState>('saved');
+  const [connection, setConnection] = useState('connecting');
+  const [kernelState, setKernelState] = useState('idle');
+  const [models, setModels] = useState<LabClient['models']>([]);
+  const client = useRef<LabClient | null>(null);
+  const kernel = useRef<Kernel | null>(null);
+  const runs = useMemo(() => new RunCache(), []);
+  const counter = useRef(0);
+  const cellRuns = useRef(new Map<string, string>());
+  const nbRef = useRef(nb);
+  nbRef.current = nb;
+  const lastD = useRef(0);
+  const lastI = useRef(0);
+
+  // ---- load, connect ------------------------------------------------------------------------
+  useEffect(() => {
+    let cancelled = false;
+    loadNotebook(path).then(
+      (l) => {
+        if (cancelled) return;
+        setLoaded(l);
+        setNb(l.model);
+      },
+      (e: Error) => setError(e.message),
+    );
+    const c = new LabClient(engineSocketUrl(window.location));
+    client.current = c;
+    c.onStatus = setConnection;
+    void c.connect().then(() => setModels(c.models)).catch(() => {});
+    return () => {
+      cancelled = true;
+      c.close();
+      kernel.current?.dispose();
+    };
+  }, [path]);
+
+  // Saved runs: load them, and resume any still running on the server.
+  useEffect(() => {
+    if (!nb || connection !== 'open') return;
+    for (const cell of nb.cells) for (const o of cell.outputs) if (o.type === 'run') void runs.ensure(o.runId, client.current);
+  }, [nb === null, connection]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  // ---- editing --------------------------------------------------------------------------------
+  const change = useCallback((f: (cells: readonly Cell[]) => Cell[]) => {
+    setNb((cur) => (cur ? { ...cur, cells: f(cur.cells) } : cur));
+    setSave('dirty');
+  }, []);
+
+  const editCell = (index: number, next: Cell) => {
+    change((cells) => {
+      const before = cells[index];
+      const updated = cells.map((c, i) => (i === index ? next : c));
+      return before && before.source !== next.source ? markDownstreamStale(updated, index) : updated;
+    });
+  };
+
+  const doSave = useCallback(async () => {
+    const cur = nbRef.current;
+    if (!cur || !loaded) return;
+    setSave('saving');
+    try {
+      const next = await saveNotebook(loaded, cur);
+      setLoaded(next);
+      setSave((s) => (s === 'saving' ? 'saved' : s));
+    } catch (e) {
+      setSave('error');
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  }, [loaded]);
+
+  // Autosave two seconds after the last change.
+  useEffect(() => {
+    if (save !== 'dirty') return;
+    const t = setTimeout(() => void doSave(), 2000);
+    return () => clearTimeout(t);
+  }, [save, nb, doSave]);
+
+  // ---- running --------------------------------------------------------------------------------
+  const setOutputs = (id: string, f: (o: readonly CellOutput[]) => CellOutput[], extra: Partial<Cell> = {}) =>
+    change((cells) => updateCell(cells, id, (c) => ({ ...c, ...extra, outputs: f(c.outputs) })));
+
+  const kernelHost = useCallback(async (method: string, args: unknown[]): Promise<unknown> => {
+    const c = client.current;
+    switch (method) {
+      case 'models':
+        return c?.models ?? [];
+      case 'runs':
+        return ((await (await fetch('/api/runs')).json()) as { runs: unknown[] }).runs;
+      case 'run': {
+        const id = String(args[0]);
+        const body = (await (await fetch(`/api/runs/${encodeURIComponent(id)}`)).json()) as { run: { modelId: string }; events: RunEvent[] };
+        return runForKernel(id, body.run.modelId, body.events);
+      }
+      case 'generate': {
+        if (!c) throw new Error('not connected');
+        const params = { ...(args[0] as Record<string, unknown>) };
+        params['model'] ??= nbRef.current?.model?.id ?? c.models[0]?.id;
+        let runId = '';
+        await new Promise<void>((resolve, reject) => {
+          c.generate(params, {
+            onEvents: (evs) => {
+              runs.append(runId, evs);
+              if (evs.some((e) => e.t === 'done' || e.t === 'error')) resolve();
+            },
+            onError: (code, message) => reject(new Error(`${code}: ${message}`)),
+          }).then((id) => {
+            runId = id;
+            runs.start(id);
+          }, reject);
+        });
+        return runForKernel(runId, String(params['model']), runs.get(runId).events);
+      }
+      default:
+        throw new Error(`unknown lab call ${method}`);
+    }
+  }, [runs]);
+
+  const runCell = useCallback(async (index: number) => {
+    const cell = nbRef.current?.cells[index];
+    if (!cell) return;
+    const count = ++counter.current;
+    if (cell.kind === 'markdown') {
+      setEditing(false);
+      return;
+    }
+    if (cell.kind === 'viz') return;
+    setRunning((r) => new Set(r).add(cell.id));
+    const finish = () => setRunning((r) => {
+      const n = new Set(r);
+      n.delete(cell.id);
+      return n;
+    });
+    if (cell.kind === 'prompt') {
+      const c = client.current;
+      try {
+        if (!c) throw new Error('not connected to the server');
+        const params = promptParams(cell);
+        let runId = '';
+        const id = await c.generate(params, {
+          onEvents: (evs) => {
+            runs.append(runId, evs);
+            if (evs.some((e) => e.t === 'done' || e.t === 'error')) {
+              const last = evs[evs.length - 1]!;
+              setOutputs(cell.id, (o) => o.map((x) => (x.type === 'run' && x.runId === runId ? { ...x, status: last.t === 'done' ? 'done' : 'failed', text: last.t === 'done' ? last.text : null } : x)));
+              cellRuns.current.delete(cell.id);
+              finish();
+            }
+          },
+        });
+        runId = id;
+        runs.start(id);
+        cellRuns.current.set(cell.id, id);
+        const model = c.models.find((m) => m.id === params['model']);
+        setOutputs(cell.id, () => [{ type: 'run', runId: id, modelId: String(params['model']), modelHash: model?.hash ?? null, status: 'running' }], { executionCount: count, stale: false });
+      } catch (e) {
+        setOutputs(cell.id, () => [{ type: 'error', ename: 'RunError', evalue: e instanceof Error ? e.message : String(e), traceback: [] }], { executionCount: count, stale: false });
+        finish();
+      }
+      return;
+    }
+    // code
+    kernel.current ??= Object.assign(new Kernel(kernelHost), {});
+    kernel.current.onState = setKernelState;
+    setOutputs(cell.id, () => [], { executionCount: count, stale: false });
+    const onOutput = (o: KernelOutput) => {
+      const out: CellOutput = o.type === 'stream' ? o : o.type === 'display' ? { type: 'display', kind: o.kind, data: o.data } : o;
+      setOutputs(cell.id, (prev) => {
+        const last = prev[prev.length - 1];
+        // Consecutive writes to one stream join into one output, as Jupyter shows them.
+        if (out.type === 'stream' && last?.type === 'stream' && last.name === out.name) return [...prev.slice(0, -1), { ...last, text: last.text + out.text }];
+        return [...prev, out];
+      });
+    };
+    await kernel.current.run(cell.id, cell.source, onOutput);
+    finish();
+  }, [kernelHost, runs]);
+
+  const stopCell = (cell: Cell) => {
+    const runId = cellRuns.current.get(cell.id);
+    if (runId) client.current?.cancel(runId);
+    else if (cell.kind === 'code') kernel.current?.interrupt();
+  };
+
+  const runAndMove = useCallback(async (index: number, how: 'shift' | 'ctrl' | 'alt') => {
+    const cur = nbRef.current;
+    if (!cur) return;
+    void runCell(index);
+    if (how === 'ctrl') return;
+    setEditing(false);
+    if (how === 'alt' || index === cur.cells.length - 1) {
+      change((cells) => insertCell(cells, index + 1, newCell(how === 'alt' ? 'code' : 'code', nbRef.current?.model?.id ?? '')));
+    }
+    setSelected(index + 1);
+    if (how === 'alt') setEditing(true);
+  }, [change, runCell]);
+
+  const runAll = async () => {
+    const cur = nbRef.current;
+    if (!cur) return;
+    for (let i = 0; i < cur.cells.length; i++) await runCell(i);
+  };
+
+  // ---- command-mode keyboard ----------------------------------------------------------------
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const cur = nbRef.current;
+      if (!cur) return;
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') {
+        e.preventDefault();
+        void doSave();
+        return;
+      }
+      const target = e.target as HTMLElement | null;
+      const inField = !!target && (target.tagName === 'TEXTAREA' || target.tagName === 'INPUT' || target.tagName === 'SELECT' || target.isContentEditable || !!target.closest('.monaco-editor'));
+      if (editing || inField) return;
+      const n = cur.cells.length;
+      const model = cur.model?.id ?? models[0]?.id ?? '';
+      const setKind = (kind: CellKind) => change((cells) => cells.map((c, i) => (i === selected ? changeKind(c, kind, model) : c)));
+      switch (e.key) {
+        case 'Enter':
+          e.preventDefault();
+          if (e.shiftKey) void runAndMove(selected, 'shift');
+          else if (e.ctrlKey || e.metaKey) void runAndMove(selected, 'ctrl');
+          else if (e.altKey) void runAndMove(selected, 'alt');
+          else setEditing(true);
+          return;
+        case 'ArrowUp':
+        case 'k':
+          e.preventDefault();
+          setSelected((s) => Math.max(0, s - 1));
+          return;
+        case 'ArrowDown':
+        case 'j':
+          e.preventDefault();
+          setSelected((s) => Math.min(n - 1, s + 1));
+          return;
+        case 'a':
+          change((cells) => insertCell(cells, selected, newCell('code', model)));
+          return;
+        case 'b':
+          change((cells) => insertCell(cells, selected + 1, newCell('code', model)));
+          setSelected((s) => s + 1);
+          return;
+        case 'd':
+          if (Date.now() - lastD.current < 600) {
+            lastD.current = 0;
+            change((cells) => (cells.length > 1 ? removeCell(cells, selected) : [newCell('code', model)]));
+            setSelected((s) => Math.max(0, Math.min(s, n - 2)));
+          } else lastD.current = Date.now();
+          return;
+        case 'i':
+          if (Date.now() - lastI.current < 600) {
+            lastI.current = 0;
+            kernel.current?.interrupt();
+          } else lastI.current = Date.now();
+          return;
+        case 'm':
+          setKind('markdown');
+          return;
+        case 'y':
+          setKind('code');
+          return;
+        case 'p':
+          setKind('prompt');
+          return;
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [editing, selected, models, change, runAndMove, doSave]);
+
+  if (error && !nb) return <p className="error">Could not open {path}: {error}</p>;
+  if (!nb) return <p className="muted">Opening {path}…</p>;
+
+  return (
+    <div className="notebook" data-testid="notebook" data-mode={editing ? 'edit' : 'command'}>
+      <div className="toolbar">
+        <strong className="nb-title">{path}</strong>
+        <button onClick={() => void doSave()} aria-label="save">
+          Save
+        </button>
+        <button onClick={() => void runAll()} aria-label="run all">
+          Run all
+        </button>
+        <button className="secondary" onClick={() => kernel.current?.interrupt()} aria-label="interrupt">
+          Interrupt
+        </button>
+        <button className="secondary" onClick={() => kernel.current?.restart()} aria-label="restart kernel">
+          Restart
+        </button>
+        <span className="muted" data-testid="save-state">
+          {save === 'saved' ? 'saved' : save === 'saving' ? 'saving…' : save === 'dirty' ? 'unsaved changes' : `save failed: ${error}`}
+        </span>
+        <span className="muted">
+          {connection} · kernel {kernelState} · {editing ? 'edit' : 'command'} mode
+        </span>
+        <span className="export">
+          <button className="secondary" aria-label="export ipynb" onClick={() => loaded && downloadIpynb(loaded, nb)}>
+            .ipynb
+          </button>{' '}
+          <button
+            className="secondary"
+            aria-label="export html"
+            onClick={() => {
+              if (!loaded) return;
+              const ids = nb.cells.flatMap((c) => c.outputs.flatMap((o) => (o.type === 'run' ? [o.runId] : [])));
+              downloadHtml(loaded, nb, Object.fromEntries(ids.map((id) => [id, runs.get(id).events])));
+            }}
+          >
+            .html
+          </button>
+        </span>
+      </div>
+      {nb.cells.map((cell, i) => (
+        <div key={cell.id} onMouseDown={() => setSelected(i)}>
+          <CellView
+            cell={cell}
+            index={i}
+            cells={nb.cells}
+            selected={i === selected}
+            editing={i === selected && editing}
+            running={running.has(cell.id)}
+            models={models}
+            runs={runs}
+            onChange={(c) => editCell(i, c)}
+            onRun={(how) => void runAndMove(i, how)}
+            onStop={() => stopCell(cell)}
+            onEdit={() => {
+              setSelected(i);
+              setEditing(true);
+            }}
+            onCommandMode={() => setEditing(false)}
+          />
+        </div>
+      ))}
+      <div className="add-cells">
+        {(['prompt', 'code', 'markdown', 'viz'] as const).map((k) => (
+          <button key={k} className="secondary" onClick={() => change((cells) => [...cells, newCell(k, nb.model?.id ?? models[0]?.id ?? '')])}>
+            + {k}
+          </button>
+        ))}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,270 @@
+'use client';
+
+/** The four cell kinds: markdown, prompt, code and viz. Each renders its editor and its outputs. */
+import dynamic from 'next/dynamic';
+import { useEffect, useRef, type ReactElement } from 'react';
+import type { ModelSummary } from '../../server/protocol';
+import type { RunCache } from '../runs';
+import { useRun } from '../runs';
+import { renderMarkdown } from './format';
+import type { Cell, CellOutput, PromptSettings, VizKind, VizSettings } from './model';
+import { runIdOf } from './model';
+import { RunView } from './run-view';
+
+// The code editor (and its large bundle) loads only when a code cell is on the page.
+const CodeEditor = dynamic(() => import('./CodeEditor'), { ssr: false, loading: () => <div className="code-editor loading">loading editor…</div> });
+
+export interface CellProps {
+  cell: Cell;
+  index: number;
+  cells: readonly Cell[];
+  selected: boolean;
+  editing: boolean;
+  running: boolean;
+  models: ModelSummary[];
+  runs: RunCache;
+  onChange(c: Cell): void;
+  onRun(how: 'shift' | 'ctrl' | 'alt'): void;
+  onStop(): void;
+  onEdit(): void;
+  onCommandMode(): void;
+}
+
+function TextEditor(props: { value: string; placeholder: string; autoFocus: boolean; onChange(v: string): void; onRun(how: 'shift' | 'ctrl' | 'alt'): void; onEscape(): void; onFocus(): void; label: string }) {
+  const ref = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    if (props.autoFocus) ref.current?.focus();
+  }, [props.autoFocus]);
+  useEffect(() => {
+    const t = ref.current;
+    if (!t) return;
+    t.style.height = 'auto';
+    t.style.height = `${t.scrollHeight + 2}px`;
+  }, [props.value]);
+  return (
+    <textarea
+      ref={ref}
+      className="cell-text"
+      aria-label={props.label}
+      value={props.value}
+      placeholder={props.placeholder}
+      onFocus={props.onFocus}
+      onChange={(e) => props.onChange(e.target.value)}
+      onKeyDown={(e) => {
+        if (e.key === 'Enter' && (e.shiftKey || e.ctrlKey || e.metaKey || e.altKey)) {
+          e.preventDefault();
+          props.onRun(e.shiftKey ? 'shift' : e.altKey ? 'alt' : 'ctrl');
+        } else if (e.key === 'Escape') {
+          e.preventDefault();
+          ref.current?.blur();
+          props.onEscape();
+        }
+      }}
+    />
+  );
+}
+
+function Outputs({ outputs, runs }: { outputs: readonly CellOutput[]; runs: RunCache }) {
+  if (outputs.length === 0) return null;
+  return (
+    <div className="cell-outputs" data-testid="cell-output">
+      {outputs.map((o, i) => {
+        switch (o.type) {
+          case 'stream':
+            return (
+              <pre key={i} className={`out-stream ${o.name}`}>
+                {o.text}
+              </pre>
+            );
+          case 'error':
+            return (
+              <pre key={i} className="out-error">
+                {o.ename}: {o.evalue}
+              </pre>
+            );
+          case 'run':
+            return <RunView key={i} runId={o.runId} runs={runs} views={['token-strip']} />;
+          case 'display':
+            return <DisplayOutput key={i} kind={o.kind} data={o.data} runs={runs} />;
+          default: {
+            const never: never = o;
+            return <pre key={i}>{JSON.stringify(never)}</pre>;
+          }
+        }
+      })}
+    </div>
+  );
+}
+
+const VIZ_KINDS: VizKind[] = ['token-strip', 'routing-grid', 'heatmap', 'latency', 'coactivation', 'compare'];
+
+/** `lab.show(kind, data)`: data may be a run (with runId) or plain JSON. */
+function DisplayOutput({ kind, data, runs }: { kind: string; data: unknown; runs: RunCache }) {
+  const runId = typeof data === 'object' && data !== null && 'runId' in data && typeof (data as { runId: unknown }).runId === 'string' ? (data as { runId: string }).runId : null;
+  if (runId && (VIZ_KINDS as string[]).includes(kind)) return <RunView runId={runId} runs={runs} views={[kind as VizKind]} />;
+  return <pre className="out-stream">{typeof data === 'string' ? data : JSON.stringify(data, null, 2)}</pre>;
+}
+
+function num(v: string): number | undefined {
+  if (v.trim() === '') return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function PromptControls({ p, models, onChange }: { p: PromptSettings; models: ModelSummary[]; onChange(p: PromptSettings): void }) {
+  const set = <K extends keyof PromptSettings>(k: K, v: PromptSettings[K]) => onChange({ ...p, [k]: v });
+  const field = (label: string, k: 'maxNewTokens' | 'temperature' | 'topP' | 'seed' | 'expertsPerToken' | 'topKSampling', width = 64) => (
+    <label className="field">
+      {label}
+      <input style={{ width }} value={p[k] ?? ''} inputMode="decimal" aria-label={label} onChange={(e) => set(k, (k === 'maxNewTokens' ? num(e.target.value) ?? 48 : num(e.target.value)) as never)} />
+    </label>
+  );
+  return (
+    <div className="prompt-controls">
+      <label className="field">
+        model
+        <select aria-label="model" value={p.model} onChange={(e) => set('model', e.target.value)}>
+          {!models.some((m) => m.id === p.model) && <option value={p.model}>{p.model || '(choose)'}</option>}
+          {models.map((m) => (
+            <option key={m.id} value={m.id}>
+              {m.id}
+            </option>
+          ))}
+        </select>
+      </label>
+      {field('max tokens', 'maxNewTokens', 56)}
+      {field('temperature', 'temperature', 56)}
+      {field('top-p', 'topP', 48)}
+      {field('seed', 'seed', 56)}
+      <label className="field">
+        ban
+        <input aria-label="ban" placeholder="L:E, *:E" style={{ width: 96 }} value={p.ban} onChange={(e) => set('ban', e.target.value)} />
+      </label>
+      <label className="field">
+        force
+        <input aria-label="force" placeholder="L:E" style={{ width: 80 }} value={p.force} onChange={(e) => set('force', e.target.value)} />
+      </label>
+      {field('experts/token', 'expertsPerToken', 48)}
+    </div>
+  );
+}
+
+function VizControls({ v, cells, onChange }: { v: VizSettings; cells: readonly Cell[]; onChange(v: VizSettings): void }) {
+  const sources = cells.filter((c) => runIdOf(c));
+  const value = (s: VizSettings['source']) => (!s ? '' : 'runId' in s ? `run:${s.runId}` : `cell:${s.cellId}`);
+  const parse = (x: string): VizSettings['source'] => (x.startsWith('run:') ? { runId: x.slice(4) } : x.startsWith('cell:') ? { cellId: x.slice(5) } : null);
+  const select = (label: string, current: VizSettings['source'], set: (s: VizSettings['source']) => void) => (
+    <label className="field">
+      {label}
+      <select aria-label={label} value={value(current)} onChange={(e) => set(parse(e.target.value))}>
+        <option value="">(choose a run)</option>
+        {sources.map((c) => (
+          <option key={c.id} value={`cell:${c.id}`}>
+            cell {cells.indexOf(c) + 1}: {c.source.slice(0, 30) || c.kind}
+          </option>
+        ))}
+        {current && 'runId' in current && <option value={value(current)}>run {current.runId.slice(0, 8)}</option>}
+      </select>
+    </label>
+  );
+  return (
+    <div className="prompt-controls">
+      <label className="field">
+        view
+        <select aria-label="view" value={v.view} onChange={(e) => onChange({ ...v, view: e.target.value as VizKind })}>
+          {VIZ_KINDS.map((k) => (
+            <option key={k} value={k}>
+              {k}
+            </option>
+          ))}
+        </select>
+      </label>
+      {select('source', v.source, (s) => onChange({ ...v, source: s }))}
+      {v.view === 'compare' && select('compare with', v.sourceB ?? null, (s) => onChange({ ...v, sourceB: s }))}
+    </div>
+  );
+}
+
+function resolveRun(cells: readonly Cell[], s: VizSettings['source'] | undefined): string | null {
+  if (!s) return null;
+  if ('runId' in s) return s.runId;
+  return runIdOf(cells.find((c) => c.id === s.cellId));
+}
+
+export function CellView(props: CellProps) {
+  const { cell } = props;
+  const run = (how: 'shift' | 'ctrl' | 'alt') => props.onRun(how);
+  const editorProps = {
+    value: cell.source,
+    autoFocus: props.editing,
+    onChange: (source: string) => props.onChange({ ...cell, source }),
+    onRun: run,
+    onEscape: props.onCommandMode,
+    onFocus: props.onEdit,
+  };
+  let body: ReactElement;
+  switch (cell.kind) {
+    case 'markdown':
+      body =
+        props.editing || cell.source.trim() === '' ? (
+          <TextEditor {...editorProps} label="markdown" placeholder="Markdown" />
+        ) : (
+          // renderMarkdown escapes all input and emits only a fixed set of safe tags.
+          <div className="markdown" data-testid="markdown" onDoubleClick={props.onEdit} dangerouslySetInnerHTML={{ __html: renderMarkdown(cell.source) }} />
+        );
+      break;
+    case 'prompt':
+      body = (
+        <>
+          <PromptControls p={cell.prompt!} models={props.models} onChange={(prompt) => props.onChange({ ...cell, prompt })} />
+          <TextEditor {...editorProps} label="prompt" placeholder="Prompt text" />
+        </>
+      );
+      break;
+    case 'code':
+      body = <CodeEditor {...editorProps} />;
+      break;
+    case 'viz': {
+      const v = cell.viz!;
+      const runId = resolveRun(props.cells, v.source);
+      const runB = resolveRun(props.cells, v.sourceB);
+      body = (
+        <>
+          <VizControls v={v} cells={props.cells} onChange={(viz) => props.onChange({ ...cell, viz })} />
+          {runId ? <RunView runId={runId} runs={props.runs} views={[v.view]} compareWith={runB} /> : <p className="muted">Choose a run to show.</p>}
+        </>
+      );
+      break;
+    }
+    default: {
+      const never: never = cell.kind;
+      throw new Error(`unknown cell kind ${String(never)}`);
+    }
+  }
+  const canRun = cell.kind === 'prompt' || cell.kind === 'code' || cell.kind === 'markdown';
+  return (
+    <div className={`cell kind-${cell.kind}${props.selected ? ' selected' : ''}${props.selected && props.editing ? ' editing' : ''}${cell.stale ? ' stale' : ''}`} data-testid="cell" data-kind={cell.kind} data-cell-id={cell.id}>
+      <div className="cell-gutter">
+        <span className="cell-count">{props.running ? '[*]' : cell.executionCount !== null ? `[${cell.executionCount}]` : '[ ]'}</span>
+        <span className="cell-kind">{cell.kind}</span>
+        {cell.stale && <span className="stale-badge" title="An earlier cell changed after this one ran">stale</span>}
+      </div>
+      <div className="cell-main">
+        {body}
+        {canRun && cell.kind !== 'markdown' && (
+          <div className="cell-actions">
+            <button onClick={() => props.onRun('ctrl')} disabled={props.running} aria-label="run cell">
+              Run
+            </button>
+            {props.running && (
+              <button className="secondary" onClick={props.onStop} aria-label="stop cell">
+                Stop
+              </button>
+            )}
+          </div>
+        )}
+        <Outputs outputs={cell.outputs} runs={props.runs} />
+      </div>
+    </div>
+  );
+}

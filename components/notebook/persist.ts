@@ -1,0 +1,273 @@
+/**
+ * Notebooks on the server (REST) and the conversion between the `.moenb` file format and the
+ * editor's model. Saves send the last known modification time, so a concurrent change elsewhere
+ * is reported instead of overwritten.
+ */
+import type { RunEvent } from '../../server/protocol';
+import {
+  exportHtml, MIME, newCodeCell, newNotebook, parseNotebook, serializeIpynb, serializeNotebook,
+  type Cell as FileCell, type ExpertRef, type HtmlRunData, type Notebook, type Output,
+} from './format';
+import type { Cell, CellOutput, NotebookModel, PromptSettings, VizSettings } from './model';
+
+export const APP_VERSION = '0.1.0';
+
+export interface NotebookEntry {
+  readonly path: string;
+  readonly name: string;
+  readonly size: number;
+  readonly modified: string;
+}
+
+export interface LoadedNotebook {
+  readonly path: string;
+  readonly modified: string;
+  readonly model: NotebookModel;
+  /** The file as loaded (its title and other metadata are kept on save). */
+  readonly file: Notebook;
+  readonly warnings: string[];
+}
+
+const url = (path: string) => `/api/notebooks/${path.split('/').map(encodeURIComponent).join('/')}`;
+
+async function check(res: Response): Promise<Response> {
+  if (res.ok) return res;
+  let message = `${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: { code: string; message: string } };
+    if (body.error) message = `${body.error.code}: ${body.error.message}`;
+  } catch {
+    // not JSON: keep the status
+  }
+  throw new Error(message);
+}
+
+export async function listNotebooks(): Promise<NotebookEntry[]> {
+  return ((await (await check(await fetch('/api/notebooks'))).json()) as { notebooks: NotebookEntry[] }).notebooks;
+}
+
+export async function createNotebook(path: string, model: { id: string; hash: string | null } | null = null): Promise<void> {
+  const nb = newNotebook({ appVersion: APP_VERSION, model, cells: [newCodeCell()] });
+  await check(await fetch(url(path), { method: 'POST', body: serializeNotebook(nb), headers: { 'Content-Type': 'application/json' } }));
+}
+
+export async function renameNotebook(from: string, to: string): Promise<void> {
+  await check(await fetch(url(from), { method: 'PATCH', body: JSON.stringify({ to }), headers: { 'Content-Type': 'application/json' } }));
+}
+
+export async function deleteNotebook(path: string): Promise<void> {
+  await check(await fetch(url(path), { method: 'DELETE' }));
+}
+
+export async function loadNotebook(path: string): Promise<LoadedNotebook> {
+  const body = (await (await check(await fetch(url(path)))).json()) as { entry: NotebookEntry; content: string };
+  const { notebook, warnings } = parseNotebook(body.content);
+  return { path, modified: body.entry.modified, file: notebook, model: fromFile(notebook), warnings: warnings.map((w) => w.message) };
+}
+
+export async function saveNotebook(loaded: LoadedNotebook, model: NotebookModel): Promise<LoadedNotebook> {
+  const file = toFile(loaded.file, model);
+  const res = await check(
+    await fetch(url(loaded.path), {
+      method: 'PUT',
+      body: serializeNotebook(file),
+      headers: { 'Content-Type': 'application/json', 'x-expected-modified': loaded.modified },
+    }),
+  );
+  const { entry } = (await res.json()) as { entry: NotebookEntry };
+  return { ...loaded, modified: entry.modified, file, model };
+}
+
+// ---- conversion ---------------------------------------------------------------------------
+
+const refsToText = (refs: readonly ExpertRef[] | undefined) => (refs ?? []).map((r) => `${r.layer === 'all' ? '*' : r.layer}:${r.expert}`).join(', ');
+const textToRefs = (text: string): ExpertRef[] =>
+  text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => /^(\*|\d+)\s*:\s*\d+$/.test(s))
+    .map((s) => {
+      const [l, e] = s.split(':').map((x) => x.trim());
+      return { layer: l === '*' ? 'all' : Number(l), expert: Number(e) };
+    });
+
+function outputFromFile(o: Output): CellOutput {
+  switch (o.output_type) {
+    case 'stream':
+      return { type: 'stream', name: o.name, text: o.text };
+    case 'error':
+      return { type: 'error', ename: o.ename, evalue: o.evalue, traceback: o.traceback };
+    case 'execute_result':
+    case 'display_data': {
+      const run = o.data[MIME.RUN];
+      if (run) return { type: 'run', runId: run.runId, modelId: run.modelId, modelHash: run.modelHash, status: run.status, text: run.summary?.text ?? null };
+      const viz = o.data[MIME.VIZ];
+      if (viz) return { type: 'display', kind: viz.kind, data: viz.data };
+      return { type: 'display', kind: 'json', data: o.data[MIME.JSON] ?? o.data[MIME.TEXT] ?? null };
+    }
+    default: {
+      const never: never = o;
+      throw new Error(`unknown output ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+const RUN_STATUS = ['queued', 'running', 'done', 'cancelled', 'failed', 'interrupted'] as const;
+
+function outputToFile(o: CellOutput): Output {
+  switch (o.type) {
+    case 'stream':
+      return { output_type: 'stream', name: o.name, text: o.text };
+    case 'error':
+      return { output_type: 'error', ename: o.ename, evalue: o.evalue, traceback: [...o.traceback] };
+    case 'run': {
+      const status = (RUN_STATUS as readonly string[]).includes(o.status) ? (o.status as (typeof RUN_STATUS)[number]) : 'interrupted';
+      return {
+        output_type: 'display_data',
+        metadata: {},
+        data: { [MIME.RUN]: { runId: o.runId, modelId: o.modelId, modelHash: o.modelHash, status, ...(o.text != null ? { summary: { text: o.text } } : {}) }, [MIME.TEXT]: o.text ?? '' },
+      };
+    }
+    case 'display': {
+      const data = JSON.parse(JSON.stringify(o.data ?? null)) as never;
+      const views = ['token-strip', 'routing-grid', 'heatmap', 'latency', 'coactivation', 'compare'];
+      return views.includes(o.kind)
+        ? { output_type: 'display_data', metadata: {}, data: { [MIME.VIZ]: { kind: o.kind as never, data } } }
+        : { output_type: 'display_data', metadata: {}, data: { [MIME.JSON]: data } };
+    }
+    default: {
+      const never: never = o;
+      throw new Error(`unknown output ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+export function fromFile(nb: Notebook): NotebookModel {
+  const defaultModel = nb.metadata.moelab.model?.id ?? '';
+  const cells = nb.cells.map((c): Cell => {
+    const m = c.metadata.moelab;
+    if (c.cell_type === 'markdown') return { id: c.id, kind: 'markdown', source: c.source, outputs: [], executionCount: null };
+    const base = { id: c.id, source: c.source, outputs: c.outputs.map(outputFromFile), executionCount: c.execution_count };
+    switch (m.kind) {
+      case 'code':
+        return { ...base, kind: 'code' };
+      case 'prompt': {
+        const s = m.sampling;
+        const prompt: PromptSettings = {
+          model: m.model ?? defaultModel,
+          maxNewTokens: s.maxNewTokens ?? 48,
+          ...(s.temperature !== undefined ? { temperature: s.temperature } : {}),
+          ...(s.topP !== undefined ? { topP: s.topP } : {}),
+          ...(s.topK !== undefined ? { topKSampling: s.topK } : {}),
+          ...(s.seed !== undefined ? { seed: s.seed } : {}),
+          ban: refsToText(m.interventions.ban),
+          force: refsToText(m.interventions.force),
+          ...(m.interventions.topK !== undefined ? { expertsPerToken: m.interventions.topK } : {}),
+        };
+        return { ...base, kind: 'prompt', prompt };
+      }
+      case 'viz': {
+        const viz: VizSettings = { view: m.view, source: m.source, ...(m.sourceB !== undefined ? { sourceB: m.sourceB } : {}) };
+        return { ...base, kind: 'viz', viz };
+      }
+      default:
+        return { ...base, kind: 'code' };
+    }
+  });
+  return { cells, model: nb.metadata.moelab.model };
+}
+
+export function toFile(base: Notebook, model: NotebookModel): Notebook {
+  const cells = model.cells.map((c): FileCell => {
+    const outputs = c.outputs.map(outputToFile);
+    switch (c.kind) {
+      case 'markdown':
+        return { id: c.id, cell_type: 'markdown', source: c.source, metadata: { moelab: { kind: 'markdown' } } };
+      case 'code':
+        return { id: c.id, cell_type: 'code', source: c.source, metadata: { moelab: { kind: 'code' } }, execution_count: c.executionCount, outputs };
+      case 'prompt': {
+        const p = c.prompt!;
+        const ban = textToRefs(p.ban);
+        const force = textToRefs(p.force);
+        return {
+          id: c.id,
+          cell_type: 'code',
+          source: c.source,
+          execution_count: c.executionCount,
+          outputs,
+          metadata: {
+            moelab: {
+              kind: 'prompt',
+              model: p.model || null,
+              sampling: {
+                maxNewTokens: p.maxNewTokens,
+                ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
+                ...(p.topP !== undefined ? { topP: p.topP } : {}),
+                ...(p.topKSampling !== undefined ? { topK: p.topKSampling } : {}),
+                ...(p.seed !== undefined ? { seed: p.seed } : {}),
+              },
+              interventions: {
+                ...(ban.length ? { ban } : {}),
+                ...(force.length ? { force } : {}),
+                ...(p.expertsPerToken !== undefined ? { topK: p.expertsPerToken } : {}),
+              },
+            },
+          },
+        };
+      }
+      case 'viz': {
+        const v = c.viz!;
+        return {
+          id: c.id,
+          cell_type: 'code',
+          source: c.source,
+          execution_count: c.executionCount,
+          outputs,
+          metadata: { moelab: { kind: 'viz', view: v.view, source: v.source, ...(v.sourceB !== undefined ? { sourceB: v.sourceB } : {}), options: {} } },
+        };
+      }
+      default: {
+        const never: never = c.kind;
+        throw new Error(`unknown cell kind ${String(never)}`);
+      }
+    }
+  });
+  return { ...base, metadata: { ...base.metadata, moelab: { ...base.metadata.moelab, app_version: APP_VERSION, model: model.model } }, cells };
+}
+
+// ---- exports (in the browser: the server never renders notebooks) --------------------------
+
+function download(name: string, type: string, text: string): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+const baseName = (path: string) => (path.split('/').pop() ?? 'notebook').replace(/\.moenb$/, '');
+
+export function downloadIpynb(loaded: LoadedNotebook, model: NotebookModel): void {
+  download(`${baseName(loaded.path)}.ipynb`, 'application/x-ipynb+json', serializeIpynb(toFile(loaded.file, model)));
+}
+
+/** Token texts coloured by their top-1 expert at each MoE layer, from the runs the page holds. */
+export function htmlRunData(events: RunEvent[]): HtmlRunData {
+  const tokens = new Map<number, { text: string; top1Expert?: (number | null)[] }>();
+  for (const e of events) {
+    if (e.t === 'token') tokens.set(e.index, { text: e.text ?? `[${e.id}]` });
+    if (e.t === 'routing') {
+      const k = e.ids.length / Math.max(1, e.h.length);
+      const t = tokens.get(e.index);
+      if (t) t.top1Expert = e.h.map((_, m) => e.ids[m * k] ?? null);
+    }
+  }
+  return { tokens: [...tokens.entries()].sort((a, b) => a[0] - b[0]).map(([, t]) => t) };
+}
+
+export function downloadHtml(loaded: LoadedNotebook, model: NotebookModel, runs: Record<string, RunEvent[]>): void {
+  const data = Object.fromEntries(Object.entries(runs).map(([id, evs]) => [id, htmlRunData(evs)]));
+  download(`${baseName(loaded.path)}.html`, 'text/html', exportHtml(toFile(loaded.file, model), { runs: data, title: baseName(loaded.path) }));
+}

@@ -1,0 +1,36 @@
+'use client';
+
+/** A run's output in a cell: its views, fed live from the page's run cache. */
+import type { RunEvent } from '../../server/protocol';
+import type { RunCache } from '../runs';
+import { useRun } from '../runs';
+import type { VizKind } from './model';
+import { VizView } from '../viz';
+
+function summaryLine(events: RunEvent[]): string {
+  const last = events[events.length - 1];
+  if (!last) return '';
+  if (last.t === 'done') {
+    const tps = last.decodeTokensPerSecond !== null ? `${last.decodeTokensPerSecond.toFixed(1)} tok/s` : '';
+    return `${last.reason} · ${last.promptTokens} prompt + ${last.generatedTokens} new tokens · ${tps}`;
+  }
+  if (last.t === 'error') return `error ${last.code}: ${last.message}`;
+  const n = events.filter((e) => e.t === 'token' && e.phase === 'decode').length;
+  return `generating… ${n} tokens`;
+}
+
+export function RunView({ runId, runs, views, compareWith }: { runId: string; runs: RunCache; views: VizKind[]; compareWith?: string | null }) {
+  const state = useRun(runs, runId);
+  const other = useRun(runs, compareWith ?? null);
+  if (state.status === 'missing') return <p className="muted">Run {runId.slice(0, 8)} is no longer stored.</p>;
+  return (
+    <div className="run-view" data-run-id={runId}>
+      {views.map((v) => (
+        <VizView key={v} kind={v} events={state.events} version={state.version} compareEvents={compareWith ? other.events : null} compareVersion={other.version} />
+      ))}
+      <div className="run-summary muted" data-testid="run-summary">
+        {summaryLine(state.events)} <span className="run-id">run {runId.slice(0, 8)}</span>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,60 @@
+/** Top-level declarations of a cell survive into the next cell, and top-level await works. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createContext, runInContext } from 'node:vm';
+import { hoistTopLevel } from '../../../components/kernel/hoist';
+
+/** Runs cells one after another in one global scope, as the kernel worker does with importScripts. */
+async function runCells(cells: string[]): Promise<string[]> {
+  const logs: string[] = [];
+  const ctx = createContext({ console: { log: (...a: unknown[]) => logs.push(a.join(' ')) } });
+  runInContext('var self = globalThis;', ctx);
+  for (const c of cells) {
+    runInContext(hoistTopLevel(c).script, ctx);
+    await runInContext('self.__cell', ctx);
+  }
+  return logs;
+}
+
+describe('hoisting top-level declarations', () => {
+  it('shares consts, lets, functions and classes between cells', async () => {
+    const logs = await runCells([
+      'const x = 2;\nlet y = x * 3\nfunction sq(n) { return n * n }\nclass P { constructor() { this.v = 1 } }',
+      'console.log(x + y + sq(3) + new P().v)',
+    ]);
+    assert.deepEqual(logs, ['18']);
+  });
+
+  it('allows top-level await and keeps its result', async () => {
+    const logs = await runCells(['const r = await Promise.resolve(5);', 'console.log(r * 2)']);
+    assert.deepEqual(logs, ['10']);
+  });
+
+  it('hoists names bound by object and array destructuring', async () => {
+    const logs = await runCells(['const { a, b: c } = { a: 1, b: 2 };\nconst [p, , q] = [3, 0, 4];', 'console.log(a, c, p, q)']);
+    assert.deepEqual(logs, ['1 2 3 4']);
+  });
+
+  it('leaves declarations inside blocks, functions, strings, comments and templates alone', () => {
+    const src = [
+      "const s = 'const hidden = 1';",
+      '// const alsoHidden = 2',
+      '/* let nope = 3 */',
+      'function f() { const inner = 4; return inner }',
+      'if (true) { let block = 5 }',
+      'const t = `${ {k: 1}.k } const notThis = 6`;',
+    ].join('\n');
+    const r = hoistTopLevel(src);
+    assert.deepEqual(r.names, ['s', 'f', 't']);
+  });
+
+  it('redeclaring a name in a later cell replaces it instead of failing', async () => {
+    const logs = await runCells(['const n = 1', 'const n = 2', 'console.log(n)']);
+    assert.deepEqual(logs, ['2']);
+  });
+
+  it('a cell without declarations still runs and can await', async () => {
+    const logs = await runCells(['console.log(await Promise.resolve("ok"))']);
+    assert.deepEqual(logs, ['ok']);
+  });
+});

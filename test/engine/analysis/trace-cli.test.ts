@@ -1,0 +1,168 @@
+/**
+ * `moe-lab trace` and `moe-lab analyze` as processes: a trace killed at arbitrary moments and
+ * rerun ends with exactly the rows of an uninterrupted trace; and trace → analyze --by domain
+ * end to end.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { AnalysisErrorCode } from '../../../engine/analysis/errors.ts';
+import type { AnalysisReport } from '../../../engine/analysis/report.ts';
+import { runAnalyze } from '../../../engine/cli/analyze.ts';
+import { BUILTIN_MODEL, builtinModelAvailable } from '../../../engine/cli/main.ts';
+import { runTrace } from '../../../engine/cli/trace.ts';
+import { testCacheDir } from '../../helpers/cache.ts';
+import { makeCheckpoint } from '../../helpers/checkpoints.ts';
+import { REPO_ROOT } from '../../helpers/fixtures.ts';
+
+// In-process runs (the reference trace) compile graphs into the tests' cache, as the children do.
+process.env['MOE_LAB_CACHE'] ??= testCacheDir();
+
+const ENTRY = join(REPO_ROOT, 'test', 'engine', 'analysis', 'cli-entry.ts');
+
+function cli(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: REPO_ROOT, env: { ...process.env, MOE_LAB_CACHE: testCacheDir() } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+function parts(out: string): number {
+  const dir = `${out}.parts`;
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.parquet') && !n.startsWith('.')).length : 0;
+}
+
+const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+
+/** Resolves once `pred` holds, polling every few milliseconds. */
+async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 3));
+  }
+}
+
+describe('trace resumes after being killed', () => {
+  let dir: string;
+  let model: string;
+  let db: DuckDBInstance;
+  let duck: DuckDBConnection;
+  const PROMPTS = 10;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'moe-lab-cli-'));
+    model = makeCheckpoint({ tokenizer: true });
+    const lines = Array.from({ length: PROMPTS }, (_, i) => JSON.stringify({ prompt: `Prompt number ${i}: ${'lorem ipsum, "dolor" '.repeat(2 + (i % 3))}`, domain: ['code', 'prose', 'math'][i % 3] }));
+    writeFileSync(join(dir, 'prompts.jsonl'), lines.join('\n') + '\n');
+    db = await DuckDBInstance.create(':memory:');
+    duck = await db.connect();
+  });
+  after(() => {
+    duck.closeSync();
+    db.closeSync();
+  });
+
+  const traceArgs = (out: string) => ['trace', '--model', model, '--prompts', join(dir, 'prompts.jsonl'), '--out', out, '--max-new-tokens', '40', '--ignore-eos'];
+  const count = async (sql: string) => Number((await duck.runAndReadAll(sql)).getRows()[0]![0]);
+
+  it('killed twice (SIGKILL, then SIGINT) and rerun, it has exactly the rows of an uninterrupted trace', async () => {
+    const ref = join(dir, 'ref.parquet');
+    await runTrace(traceArgs(ref).slice(1), BUILTIN_MODEL, sink());
+
+    const out = join(dir, 'out.parquet');
+    // 1: SIGKILL as soon as two runs are committed: no chance to clean up anything.
+    const first = cli(traceArgs(out));
+    await until(() => parts(out) >= 2, 60_000, 'two committed runs');
+    first.child.kill('SIGKILL');
+    const r1 = await first.done;
+    assert.equal(r1.signal, 'SIGKILL');
+    const afterKill = parts(out);
+    assert.ok(afterKill >= 2 && afterKill < PROMPTS, `killed mid-trace (${afterKill} of ${PROMPTS} runs committed)`);
+    assert.ok(!existsSync(out), 'nothing merged yet');
+
+    // 2: SIGINT a few runs later, mid-generation: the current run is dropped, the rest merged.
+    const second = cli(traceArgs(out));
+    await until(() => parts(out) >= afterKill + 2, 60_000, 'two more runs');
+    second.child.kill('SIGINT');
+    const r2 = await second.done;
+    assert.match(r2.stderr, /resuming: \d+ of 10 prompts already traced/);
+    if (r2.code === 130) {
+      assert.match(r2.stderr, /interrupted: \d+ prompt\(s\) left/);
+      assert.ok(existsSync(out) && !existsSync(`${out}.parts`), 'finished runs merged into OUT');
+    } else assert.equal(r2.code, 0, `the interrupt came after the last run: a normal finish\n${r2.stderr}`);
+
+    // 3: run to the end.
+    const third = await cli(traceArgs(out)).done;
+    assert.equal(third.code, 0, third.stderr);
+    assert.ok(!existsSync(`${out}.parts`) && !existsSync(`${out}.lock`));
+
+    const n = await count(`SELECT count(*) FROM read_parquet('${ref}')`);
+    assert.ok(n > 0);
+    assert.equal(await count(`SELECT count(*) FROM read_parquet('${out}')`), n, 'same row count');
+    assert.equal(await count(`SELECT count(*) FROM (SELECT run_id, token_index, layer, rank FROM read_parquet('${out}') GROUP BY ALL HAVING count(*) > 1)`), 0, 'no duplicate rows');
+    assert.equal(await count(`SELECT count(*) FROM (SELECT * FROM read_parquet('${out}') EXCEPT ALL SELECT * FROM read_parquet('${ref}'))`), 0, 'no row the reference lacks');
+    assert.equal(await count(`SELECT count(DISTINCT run_id) FROM read_parquet('${out}')`), PROMPTS);
+  });
+
+  it('a finished trace rerun with other parameters is refused with TRACE_RESUME_MISMATCH', async () => {
+    const args = traceArgs(join(dir, 'ref.parquet')).slice(1);
+    await assert.rejects(runTrace(args.map((a) => (a === '40' ? '7' : a)), BUILTIN_MODEL, sink()), { code: AnalysisErrorCode.RESUME_MISMATCH });
+  });
+});
+
+describe('trace then analyze --by domain, end to end', () => {
+  const trained = builtinModelAvailable();
+
+  it(`${trained ? 'the built-in model' : 'a test model (the built-in model is not trained yet)'}: per-domain report${trained ? ' with specialization above the random baseline' : ''}`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-lab-e2e-'));
+    const model = trained ? BUILTIN_MODEL : makeCheckpoint({ tokenizer: true });
+    t.diagnostic(`model: ${model}`);
+    // Three domains, three prompts each.
+    const prompts = {
+      code: ['def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)', 'for (let i = 0; i < 10; i++) { sum += a[i]; }', 'import os\nprint(os.listdir("."))'],
+      prose: ['The old lighthouse keeper watched the storm roll in over the bay.', 'She folded the letter twice and put it in her coat pocket.', 'In spring the meadow filled with the sound of bees.'],
+      math: ['Let x = 3 and y = 4. Then x^2 + y^2 = 25.', 'The derivative of sin(x) is cos(x), and of x^3 is 3x^2.', 'If 2a + 6 = 14, then a = 4.'],
+    };
+    const lines = Object.entries(prompts).flatMap(([domain, ps]) => ps.map((prompt) => JSON.stringify({ prompt, domain })));
+    writeFileSync(join(dir, 'prompts.jsonl'), lines.join('\n'));
+    const out = join(dir, 'trace.parquet');
+    const traced = await cli(['trace', '--model', model, '--prompts', join(dir, 'prompts.jsonl'), '--out', out, '--max-new-tokens', '16']).done;
+    assert.equal(traced.code, 0, traced.stderr);
+    assert.match(traced.stderr, /9\/9 prompts .* tok\/s/);
+
+    const json = join(dir, 'report.json');
+    const analyzed = await cli(['analyze', out, '--by', 'domain', '--json', json, '--devices', '2']).done;
+    assert.equal(analyzed.code, 0, analyzed.stderr);
+    assert.match(analyzed.stdout, /specialization by domain/);
+    assert.match(analyzed.stdout, /same top-1/);
+    const report = JSON.parse(readFileSync(json, 'utf8')) as AnalysisReport;
+    assert.equal(report.runs, 9);
+    assert.deepEqual(report.by!.groups.map((g) => g.value).sort(), ['code', 'math', 'prose']);
+    assert.ok(report.by!.groups.every((g) => g.runs === 3 && g.positions > 0));
+    for (const l of report.perLayer) {
+      assert.ok(l.consecutive.pairs > 0 && l.entropy !== null && l.topKMass !== null && l.eplb !== null);
+      assert.equal(l.load.counts.reduce((a, b) => a + b, 0), report.positions * report.k);
+    }
+    const baseline = report.baselines.domainShare;
+    for (const g of report.by!.groups) t.diagnostic(`${g.value}: max share ${(g.maxShare * 100).toFixed(1)}% vs random ${(baseline * 100).toFixed(1)}%`);
+    if (trained) {
+      for (const g of report.by!.groups) assert.ok(g.maxShare > baseline, `${g.value}: max share ${g.maxShare} not above k/E = ${baseline}`);
+    }
+
+    await assert.rejects(runAnalyze([out, '--by', 'colour', '--json', join(dir, 'x.json')], sink(), sink()), (e: Error & { code?: string }) => {
+      assert.equal(e.code, AnalysisErrorCode.UNKNOWN_FIELD);
+      assert.match(e.message, /domain/);
+      return true;
+    });
+  });
+});
