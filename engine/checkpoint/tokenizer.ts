@@ -63,6 +63,7 @@ export class StreamingDetokenizer {
 
   /** Whatever is still held back (a final incomplete character). */
   flush(): string {
+    if (this.ids.length === 0) return '';
     const text = this.tok.decode(this.ids, true);
     const delta = text.length > this.emitted.length ? text.slice(this.emitted.length) : '';
     this.emitted = text;

@@ -2,8 +2,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AnalysisError } from '../analysis/errors.ts';
 import { EngineError } from '../errors.ts';
+import { ANALYZE_USAGE, runAnalyze } from './analyze.ts';
 import { GENERATE_USAGE, runGenerate } from './generate.ts';
+import { runTrace, TRACE_USAGE } from './trace.ts';
 
 /** The model that ships with MoE Lab. */
 export const BUILTIN_MODEL = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'moe-lab-tiny');
@@ -12,6 +15,8 @@ export type Command = (argv: string[]) => Promise<void>;
 
 export const ENGINE_COMMANDS: Record<string, { usage: string; run: Command }> = {
   generate: { usage: GENERATE_USAGE, run: (argv) => runGenerate(argv, BUILTIN_MODEL) },
+  trace: { usage: TRACE_USAGE, run: (argv) => runTrace(argv, BUILTIN_MODEL) },
+  analyze: { usage: ANALYZE_USAGE, run: async (argv) => void (await runAnalyze(argv)) },
 };
 
 /** Runs a command, printing `error [CODE]: message` and exiting 2 on failure. */
@@ -27,7 +32,7 @@ export async function main(argv: string[], commands: Record<string, { usage: str
   try {
     await cmd.run(rest);
   } catch (e) {
-    if (e instanceof EngineError) process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    if (e instanceof EngineError || e instanceof AnalysisError) process.stderr.write(`error [${e.code}]: ${e.message}\n`);
     else process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = 2;
   }

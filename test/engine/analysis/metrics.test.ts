@@ -178,3 +178,32 @@ describe('EPLB balancedness', () => {
     assert.throws(() => eplbBalancedness(Float64Array.from([1, 1, 1, 1]), 1, 4, contiguousPlacement(4, 3)), { code: 'TRACE_BAD_INPUT' });
   });
 });
+
+describe('analysis report', () => {
+  const runs = [
+    handTrace([[0, 1], [0, 1], [0, 2]], 4, { runId: 'a', fields: { domain: 'code' }, tokenIds: [5, 5, 6] }),
+    handTrace([[3, 2], [3, 1]], 4, { runId: 'b', fields: { domain: 'prose' }, tokenIds: [5, 7] }),
+  ];
+
+  it('groups by a run field: shares per group and the experts that dominate it', () => {
+    const r = analyzeTraces(runs, { by: 'domain', top: 2 });
+    const code = r.by!.groups.find((g) => g.value === 'code')!;
+    assert.equal(code.positions, 3);
+    assert.deepEqual(code.layers[0]!.top.map((e) => [e.expert, e.share]), [[0, 1], [1, 2 / 3]]);
+    close(code.layers[0]!.top[0]!.lift!, 1 / (3 / 5), 1e-12, 'share 1 against 3 of 5 positions overall');
+    assert.equal(r.perLayer[0]!.load.counts.reduce((a, b) => a + b, 0), 10);
+    assert.equal(r.perLayer[0]!.consecutive.pairs, 3, 'pairs never cross runs');
+  });
+
+  it('is plain JSON: no NaN, undefined or Infinity hides in it', () => {
+    const r = analyzeTraces(runs, { by: 'phase', devices: 2 });
+    assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
+    assert.equal(r.perLayer[0]!.entropy, null, 'hand traces carry no router distribution');
+    assert.equal(r.perLayer[0]!.vocabulary.tokens, 0, 'no token id seen 10 times');
+  });
+
+  it('refuses an unknown grouping field and runs of different k', () => {
+    assert.throws(() => analyzeTraces(runs, { by: 'colour' }), { code: 'TRACE_UNKNOWN_FIELD' });
+    assert.throws(() => analyzeTraces([runs[0]!, handTrace([[1]], 4)]), { code: 'TRACE_BAD_INPUT' });
+  });
+});

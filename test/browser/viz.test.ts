@@ -1,0 +1,157 @@
+/**
+ * Routing views in a real browser against the production app: they update while a run streams,
+ * hover details match the run's stored routing, a banned expert disappears from the heatmap, and
+ * each view is saved as a screenshot artifact.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import type { RunEvent } from '../../server/protocol.ts';
+import { ARTIFACTS, launchBrowser, startApp, type RunningApp } from '../helpers/app.ts';
+import { smallModel } from '../helpers/lab-server.ts';
+
+type Routing = Extract<RunEvent, { t: 'routing' }>;
+
+describe('routing views in the browser', () => {
+  let app: RunningApp;
+  let browser: Browser;
+  let page: Page;
+  let baseRun = '';
+  let routing: Routing[] = [];
+  let k = 2;
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    app = await startApp({ models: [await smallModel()] });
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(app.loginUrl);
+    await page.waitForURL(`${app.url}/`);
+    await page.goto(`${app.url}/playground`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await app?.stop();
+  });
+
+  const play = () => page.locator('[data-testid="playground"]');
+
+  async function runPrompt(text: string, tokens: number, ban = ''): Promise<string> {
+    await play().getByLabel('prompt').fill(text);
+    await play().getByLabel('max tokens').fill(String(tokens));
+    await play().getByLabel('ban').fill(ban);
+    const before = await page.locator('.run-view').getAttribute('data-run-id').catch(() => null);
+    await play().getByRole('button', { name: 'run cell' }).click();
+    await page.waitForFunction((prev) => {
+      const id = document.querySelector('.run-view')?.getAttribute('data-run-id');
+      return id && id !== prev;
+    }, before);
+    await play().locator('[data-testid="run-summary"]', { hasText: 'length' }).waitFor({ timeout: 60_000 });
+    return (await page.locator('.run-view').getAttribute('data-run-id'))!;
+  }
+
+  async function stored(runId: string): Promise<Routing[]> {
+    const body = (await (await page.request.get(`${app.url}/api/runs/${runId}`)).json()) as { events: RunEvent[] };
+    return body.events.filter((e): e is Routing => e.t === 'routing');
+  }
+
+  it('the heatmap and the token strip update while tokens arrive', async () => {
+    await page.evaluate(() => {
+      const seen: { heat: string | null; tokens: number }[] = [];
+      (window as unknown as { __seen: typeof seen }).__seen = seen;
+      new MutationObserver(() =>
+        seen.push({
+          heat: document.querySelector('[data-testid="expert-heatmap"]')?.getAttribute('data-version') ?? null,
+          tokens: document.querySelectorAll('[data-testid="token-strip"] [data-index]').length,
+        }),
+      ).observe(document.body, { childList: true, subtree: true, attributes: true });
+    });
+    baseRun = await runPrompt('Streaming routing, token after token', 600);
+    const seen = await page.evaluate(() => (window as unknown as { __seen: { heat: string | null; tokens: number }[] }).__seen);
+    const final = await play().locator('[data-testid="token-strip"] [data-index]').count();
+    const heatVersions = new Set(seen.map((s) => s.heat).filter((v) => v !== null));
+    const partialTokens = new Set(seen.map((s) => s.tokens).filter((n) => n > 0 && n < final));
+    assert.ok(heatVersions.size >= 3, `heatmap redrawn ${heatVersions.size} times during the run`);
+    assert.ok(partialTokens.size >= 3, `token strip grew in ${partialTokens.size} steps`);
+    routing = await stored(baseRun);
+    k = routing[0]!.ids.length / routing[0]!.h.length;
+  });
+
+  it('hovering a token shows exactly the stored routing at every layer', async () => {
+    for (const index of [3, 40, 321]) {
+      await play().locator(`[data-testid="token-strip"] [data-index="${index}"]`).first().hover();
+      const panel = play().locator(`[data-testid="token-details"][data-index="${index}"]`).first();
+      await panel.waitFor();
+      const r = routing.find((x) => x.index === index)!;
+      const rows = panel.locator('tr[data-layer]');
+      assert.equal(await rows.count(), r.h.length);
+      for (let m = 0; m < r.h.length; m++) {
+        const shown = await rows.nth(m).locator('[data-expert]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-expert'))));
+        assert.deepEqual(shown, r.ids.slice(m * k, (m + 1) * k), `token ${index} layer ${m}`);
+        const text = await rows.nth(m).innerText();
+        for (let j = 0; j < k; j++) assert.ok(text.includes(r.w[m * k + j]!.toFixed(2)) || text.includes(r.w[m * k + j]!.toFixed(3)), `weight ${r.w[m * k + j]} in "${text}"`);
+      }
+    }
+  });
+
+  /** Hovers the heatmap cell (layer, expert) and returns its details line. */
+  async function heatmapCell(layer: number, expert: number, layers: number, experts: number): Promise<string> {
+    const canvas = play().locator('[data-testid="expert-heatmap-canvas"]').first();
+    await canvas.scrollIntoViewIfNeeded();
+    const box = (await canvas.boundingBox())!;
+    await page.mouse.move(box.x + ((expert + 0.5) * box.width) / experts, box.y + ((layer + 0.5) * box.height) / layers);
+    const details = play().locator('[data-testid="heatmap-details"]').first();
+    await details.filter({ hasText: `e${expert}:` }).waitFor();
+    return details.innerText();
+  }
+
+  it('banning an expert removes it from the heatmap of every layer', async () => {
+    const L = routing[0]!.h.length;
+    const E = 8;
+    const counts = Array.from({ length: E }, (_, e) => routing.filter((r) => r.ids.slice(0, k).includes(e)).length);
+    const banned = counts.indexOf(Math.max(...counts));
+    const before = await heatmapCell(0, banned, L, E);
+    assert.match(before, new RegExp(`e${banned}: [1-9]\\d* selections`), before);
+    const bannedRun = await runPrompt('Streaming routing, token after token', 300, `*:${banned}`);
+    const stored2 = await stored(bannedRun);
+    assert.ok(stored2.every((r) => !r.ids.includes(banned)));
+    for (let l = 0; l < L; l++) assert.match(await heatmapCell(l, banned, L, E), new RegExp(`e${banned}: 0 selections`));
+    // The other experts are still used.
+    assert.match(await heatmapCell(0, (banned + 1) % E, L, E), /selections/);
+  });
+
+  it('writes a screenshot of each view', async () => {
+    for (const id of ['token-strip', 'expert-heatmap', 'routing-grid', 'latency-summary', 'coactivation-details']) {
+      const el = play().locator(`[data-testid="${id}"]`).first();
+      await el.waitFor();
+      const view = el.locator('xpath=ancestor-or-self::*[contains(@class,"viz-view") or contains(@class,"viz-root")][1]');
+      await ((await view.count()) ? view.first() : el).screenshot({ path: join(ARTIFACTS, `view-${id}.png`) });
+    }
+    await page.screenshot({ path: join(ARTIFACTS, 'playground-views.png'), fullPage: true });
+  });
+
+  it('compares two runs side by side in a notebook viz cell', async () => {
+    const runs = (await (await page.request.get(`${app.url}/api/runs`)).json()) as { runs: { id: string }[] };
+    const [b, a] = runs.runs.map((r) => r.id);
+    const nb = {
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: { moelab: { format_version: 1, app_version: '0.1.0', model: null } },
+      cells: [{ id: 'cmp', cell_type: 'code', source: '', execution_count: null, outputs: [], metadata: { moelab: { kind: 'viz', view: 'compare', source: { runId: a }, sourceB: { runId: b }, options: {} } } }],
+    };
+    const res = await page.request.post(`${app.url}/api/notebooks/compare.moenb`, { data: JSON.stringify(nb), headers: { 'Content-Type': 'application/json' } });
+    assert.equal(res.status(), 201);
+    await page.goto(`${app.url}/notebook?path=compare.moenb`);
+    const cmp = page.locator('[data-testid="run-compare"]').first();
+    await cmp.waitFor().catch(async (e) => {
+      await page.screenshot({ path: join(ARTIFACTS, 'compare-failure.png'), fullPage: true });
+      throw e;
+    });
+    await page.locator('[data-testid="compare-summary"]').first().waitFor();
+    assert.match(await page.locator('[data-testid="compare-summary"]').first().innerText(), /\d/);
+    await cmp.screenshot({ path: join(ARTIFACTS, 'view-compare.png') });
+  });
+});
