@@ -92,7 +92,11 @@ export default function NotebookEditor({ path }: { path: string }) {
   // Saved runs: load them, and resume any still running on the server.
   useEffect(() => {
     if (!nb || connection !== 'open') return;
-    for (const cell of nb.cells) for (const o of cell.outputs) if (o.type === 'run') void runs.ensure(o.runId, client.current);
+    for (const cell of nb.cells) {
+      for (const o of cell.outputs) if (o.type === 'run') void runs.ensure(o.runId, client.current);
+      // Viz cells may point straight at stored runs.
+      for (const s of [cell.viz?.source, cell.viz?.sourceB]) if (s && 'runId' in s) void runs.ensure(s.runId, client.current);
+    }
   }, [nb === null, connection]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // ---- editing --------------------------------------------------------------------------------

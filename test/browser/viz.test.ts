@@ -99,12 +99,18 @@ describe('routing views in the browser', () => {
 
   /** Hovers the heatmap cell (layer, expert) and returns its details line. */
   async function heatmapCell(layer: number, expert: number, layers: number, experts: number): Promise<string> {
+    // Leave any token first: its hover panel collapses, which moves everything below it.
+    await page.mouse.move(1, 1);
+    await play().locator('[data-testid="token-details"][data-index]').waitFor({ state: 'detached' }).catch(() => {});
     const canvas = play().locator('[data-testid="expert-heatmap-canvas"]').first();
     await canvas.scrollIntoViewIfNeeded();
     const box = (await canvas.boundingBox())!;
     await page.mouse.move(box.x + ((expert + 0.5) * box.width) / experts, box.y + ((layer + 0.5) * box.height) / layers);
     const details = play().locator('[data-testid="heatmap-details"]').first();
-    await details.filter({ hasText: `e${expert}:` }).waitFor();
+    await details.filter({ hasText: `e${expert}:` }).waitFor({ timeout: 5000 }).catch(async (e) => {
+      await page.screenshot({ path: join(ARTIFACTS, 'heatmap-failure.png') });
+      throw new Error(`${String(e)} box=${JSON.stringify(box)} details=${await details.innerText()}`);
+    });
     return details.innerText();
   }
 
