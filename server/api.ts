@@ -5,6 +5,10 @@
  *   GET    /api/runs?limit=&before=         run summaries, newest first
  *   GET    /api/runs/:id                    one run: request, status, summary and every event
  *   DELETE /api/runs/:id
+ *   GET    /api/runs/:id/trace?format=      one run's routing trace (parquet | jsonl | csv)
+ *   GET    /api/traces?format=&runs=a,b     several runs' traces (all finished runs without `runs`);
+ *                                           `&part=sidecar` gives a CSV export's run metadata
+ *   GET    /api/analysis?runs=a,b&by=FIELD  routing metrics over runs (load, entropy, co-activation, …)
  *   GET    /api/notebooks                   every notebook under the notebook root
  *   GET    /api/notebooks/<path>            { entry, content }
  *   POST   /api/notebooks/<path>            create (body: the notebook JSON)
@@ -17,6 +21,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { traceFromRunEvents } from '../engine/analysis/events.ts';
+import { exportBody, type TraceFormat } from '../engine/analysis/formats/index.ts';
+import { analyzeTraces } from '../engine/analysis/report.ts';
+import type { Json, JsonObject, RunTrace } from '../engine/analysis/trace.ts';
+import { AnalysisError } from '../engine/analysis/errors.ts';
 import type { Logger } from './log.ts';
 import type { ModelRegistry } from './models.ts';
 import { MAX_NOTEBOOK_BYTES, NotebookError, type NotebookStore } from './notebooks/store.ts';
@@ -53,6 +62,42 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const formatSchema = z.enum(['parquet', 'jsonl', 'csv']);
+
+/** Runs as routing traces; runs that never produced events are left out. */
+function tracesOf(ctx: ApiContext, ids: readonly string[]): RunTrace[] {
+  const traces: RunTrace[] = [];
+  for (const id of ids) {
+    const run = ctx.store.get(id);
+    if (!run) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
+    const events = ctx.runs.eventsFrom(id, 0, 10_000_000)?.events ?? ctx.store.events(id);
+    if (!events.some((e) => e.t === 'started')) continue;
+    const p = run.params;
+    traces.push(
+      traceFromRunEvents(id, events, {
+        prompt: p.prompt ?? null,
+        params: JSON.parse(JSON.stringify({ ...p, interventions: undefined })) as JsonObject,
+        interventions: (p.interventions ?? null) as Json | null,
+      }),
+    );
+  }
+  return traces;
+}
+
+function runIds(ctx: ApiContext, query: URLSearchParams): string[] {
+  const list = query.get('runs');
+  if (list) return list.split(',').filter((x) => /^[0-9a-f-]{36}$/.test(x));
+  return ctx.store.list({ limit: 1000 }).filter((r) => r.status !== 'queued' && r.status !== 'running').map((r) => r.id);
+}
+
+function sendTrace(res: ServerResponse, traces: RunTrace[], format: TraceFormat, name: string, part: string | null): void {
+  const body = exportBody(traces, format);
+  if (part === 'sidecar') return json(res, 200, body.sidecar ?? null);
+  res.writeHead(200, { 'Content-Type': body.contentType, 'Content-Disposition': `attachment; filename="${name}${body.extension}"`, 'Cache-Control': 'no-store' });
+  for (const chunk of body.chunks) res.write(chunk);
+  res.end();
+}
+
 const renameSchema = z.object({ to: z.string().min(1).max(1024) }).strict();
 const NOTEBOOKS = '/api/notebooks';
 
@@ -62,6 +107,7 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
   } catch (e) {
     if (e instanceof HttpError) return json(res, e.status, { error: { code: e.code, message: e.message } });
     if (e instanceof NotebookError) return json(res, e.status, { error: { code: e.code, message: e.message } });
+    if (e instanceof AnalysisError) return json(res, 400, { error: { code: e.code, message: e.message } });
     throw e;
   }
 }
@@ -76,6 +122,23 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse,
     const limit = Number(query.get('limit') ?? 100);
     const before = query.get('before') ?? undefined;
     return json(res, 200, { runs: ctx.store.list({ limit: Number.isFinite(limit) ? limit : 100, ...(before ? { before } : {}) }) });
+  }
+  const traceMatch = /^\/api\/runs\/([0-9a-f-]{36})\/trace$/.exec(path);
+  if (traceMatch && method === 'GET') {
+    const format = formatSchema.safeParse(query.get('format') ?? 'parquet');
+    if (!format.success) throw new HttpError(400, 'API_BAD_REQUEST', 'format must be parquet, jsonl or csv');
+    return sendTrace(res, tracesOf(ctx, [traceMatch[1]!]), format.data, `run-${traceMatch[1]!.slice(0, 8)}`, query.get('part'));
+  }
+  if (path === '/api/traces' && method === 'GET') {
+    const format = formatSchema.safeParse(query.get('format') ?? 'parquet');
+    if (!format.success) throw new HttpError(400, 'API_BAD_REQUEST', 'format must be parquet, jsonl or csv');
+    return sendTrace(res, tracesOf(ctx, runIds(ctx, query)), format.data, 'moe-lab-traces', query.get('part'));
+  }
+  if (path === '/api/analysis' && method === 'GET') {
+    const traces = tracesOf(ctx, runIds(ctx, query));
+    if (traces.length === 0) throw new HttpError(400, 'API_BAD_REQUEST', 'no runs with routing to analyse');
+    const by = query.get('by');
+    return json(res, 200, analyzeTraces(traces, by ? { by } : {}));
   }
   const runMatch = /^\/api\/runs\/([0-9a-f-]{36})$/.exec(path);
   if (runMatch) {

@@ -43,6 +43,8 @@ self.lab = Object.freeze({
   runs: (options) => call('runs', [options ?? {}]),
   /** One stored run with all its events. */
   run: (runId) => call('run', [runId]),
+  /** Routing metrics over runs (ids or run objects): load balance, entropy, co-activation, … */
+  analyze: (runs, options) => call('analyze', [(runs ?? []).map((r) => (typeof r === 'string' ? r : r.runId)), options ?? {}]),
   /** Models the server offers. */
   models: () => call('models', []),
   /** Shows a visualization in this cell's output: lab.show('heatmap', run). */

@@ -143,6 +143,14 @@ export default function NotebookEditor({ path }: { path: string }) {
     switch (method) {
       case 'models':
         return c?.models ?? [];
+      case 'analyze': {
+        const ids = (args[0] as string[]).join(',');
+        const by = (args[1] as { by?: string } | undefined)?.by;
+        const res = await fetch(`/api/analysis?runs=${encodeURIComponent(ids)}${by ? `&by=${encodeURIComponent(by)}` : ''}`);
+        const body = (await res.json()) as Record<string, unknown>;
+        if (!res.ok) throw new Error(JSON.stringify(body['error'] ?? res.status));
+        return body;
+      }
       case 'runs':
         return ((await (await fetch('/api/runs')).json()) as { runs: unknown[] }).runs;
       case 'run': {
@@ -354,6 +362,14 @@ export default function NotebookEditor({ path }: { path: string }) {
           {connection} · kernel {kernelState} · {editing ? 'edit' : 'command'} mode
         </span>
         <span className="export">
+          <a
+            className="button-link"
+            aria-label="export traces"
+            download
+            href={`/api/traces?format=parquet&runs=${nb.cells.flatMap((c) => c.outputs.flatMap((o) => (o.type === 'run' ? [o.runId] : []))).join(',')}`}
+          >
+            traces
+          </a>{' '}
           <button className="secondary" aria-label="export ipynb" onClick={() => loaded && downloadIpynb(loaded, nb)}>
             .ipynb
           </button>{' '}

@@ -38,6 +38,8 @@ declare const lab: {
   /** A stored run. */
   run(runId: string): Promise<LabRun>;
   models(): Promise<{ id: string }[]>;
+  /** Routing metrics over runs (load CV, max/mean, entropy, consecutive-token rates vs random, co-activation), optionally grouped by a run field. */
+  analyze(runs: (LabRun | string)[], options?: { by?: string }): Promise<Record<string, unknown>>;
   /** Shows a visualization in this cell's output: 'token-strip' | 'routing-grid' | 'heatmap' | 'latency' | 'coactivation'. */
   show(kind: string, data: LabRun | { runId: string } | unknown): void;
 };

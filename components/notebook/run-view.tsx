@@ -30,6 +30,16 @@ export function RunView({ runId, runs, views, compareWith }: { runId: string; ru
       ))}
       <div className="run-summary muted" data-testid="run-summary">
         {summaryLine(state.events)} <span className="run-id">run {runId.slice(0, 8)}</span>
+        {state.status === 'done' && (
+          <span className="trace-links">
+            trace:{' '}
+            {(['parquet', 'jsonl', 'csv'] as const).map((f) => (
+              <a key={f} href={`/api/runs/${runId}/trace?format=${f}`} download>
+                {f}
+              </a>
+            ))}
+          </span>
+        )}
       </div>
     </div>
   );
