@@ -10,7 +10,13 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
-export const SESSION_COOKIE = 'moelab_session';
+/**
+ * Cookies are not scoped by port, so each server names its session cookie after its port: two
+ * servers on one machine (an app and an engine-only server, say) keep separate sessions.
+ */
+export function sessionCookieName(port: number): string {
+  return `moelab_session_${port}`;
+}
 
 export function newToken(): string {
   return randomBytes(32).toString('hex');
@@ -33,6 +39,7 @@ export interface AccessPolicy {
   readonly session: string;
   readonly allowedHosts: ReadonlySet<string>;
   readonly allowedOrigins: ReadonlySet<string>;
+  readonly cookieName: string;
 }
 
 /** Hosts and origins a server on `host:port` answers to. */
@@ -41,7 +48,7 @@ export function accessPolicy(host: string, port: number, extraOrigins: readonly 
   if (host !== '127.0.0.1' && host !== '::1' && host !== 'localhost') names.add(host.includes(':') ? `[${host}]` : host);
   const allowedHosts = new Set([...names].map((n) => `${n}:${port}`));
   const allowedOrigins = new Set([...[...names].map((n) => `http://${n}:${port}`), ...extraOrigins]);
-  return { token, session: newToken(), allowedHosts, allowedOrigins };
+  return { token, session: newToken(), allowedHosts, allowedOrigins, cookieName: sessionCookieName(port) };
 }
 
 export function hostAllowed(p: AccessPolicy, req: IncomingMessage): boolean {
@@ -69,12 +76,12 @@ export function cookieValue(req: IncomingMessage, name: string): string | null {
 export function authenticated(p: AccessPolicy, req: IncomingMessage): boolean {
   const auth = req.headers.authorization;
   if (typeof auth === 'string' && auth.startsWith('Bearer ')) return safeEqual(auth.slice(7).trim(), p.token);
-  const cookie = cookieValue(req, SESSION_COOKIE);
+  const cookie = cookieValue(req, p.cookieName);
   return cookie !== null && safeEqual(cookie, p.session);
 }
 
 export function sessionCookie(p: AccessPolicy): string {
-  return `${SESSION_COOKIE}=${p.session}; HttpOnly; SameSite=Strict; Path=/`;
+  return `${p.cookieName}=${p.session}; HttpOnly; SameSite=Strict; Path=/`;
 }
 
 /** Headers on every HTTP response. */

@@ -86,7 +86,8 @@ describe('access control', () => {
     const session = cookie.split(';')[0]!;
     assert.equal(await upgradeStatus(server.url, { Cookie: session }), 101);
     assert.equal((await raw(server.url, '/api/models', { Cookie: session })).status, 200);
-    assert.equal((await raw(server.url, '/api/models', { Cookie: 'moelab_session=forged' })).status, 401);
+    assert.match(session, new RegExp(`^moelab_session_${new URL(server.url).port}=`), 'the cookie is named after the port');
+    assert.equal((await raw(server.url, '/api/models', { Cookie: `moelab_session_${new URL(server.url).port}=forged` })).status, 401);
   });
 
   it('sends security headers', async () => {
