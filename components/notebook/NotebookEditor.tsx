@@ -21,7 +21,8 @@ import {
   type Cell, type CellKind, type CellOutput, type NotebookModel,
 } from './model';
 
-type SaveState = 'saved' | 'dirty' | 'saving' | 'error';
+/** `urgent`: save now — a run just started, and its id must survive a reload to be resumed. */
+type SaveState = 'saved' | 'dirty' | 'urgent' | 'saving' | 'error';
 
 /** A finished run as `lab.generate` returns it to notebook code. */
 function runForKernel(runId: string, model: string, events: RunEvent[]) {
@@ -127,10 +128,10 @@ export default function NotebookEditor({ path }: { path: string }) {
     }
   }, [loaded]);
 
-  // Autosave two seconds after the last change.
+  // Autosave two seconds after the last change (at once when a run started).
   useEffect(() => {
-    if (save !== 'dirty') return;
-    const t = setTimeout(() => void doSave(), 2000);
+    if (save !== 'dirty' && save !== 'urgent') return;
+    const t = setTimeout(() => void doSave(), save === 'urgent' ? 50 : 2000);
     return () => clearTimeout(t);
   }, [save, nb, doSave]);
 
@@ -219,6 +220,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         cellRuns.current.set(cell.id, id);
         const model = c.models.find((m) => m.id === params['model']);
         setOutputs(cell.id, () => [{ type: 'run', runId: id, modelId: String(params['model']), modelHash: model?.hash ?? null, status: 'running' }], { executionCount: count, stale: false });
+        setSave('urgent');
       } catch (e) {
         setOutputs(cell.id, () => [{ type: 'error', ename: 'RunError', evalue: e instanceof Error ? e.message : String(e), traceback: [] }], { executionCount: count, stale: false });
         finish();
@@ -356,7 +358,7 @@ export default function NotebookEditor({ path }: { path: string }) {
           Restart
         </button>
         <span className="muted" data-testid="save-state">
-          {save === 'saved' ? 'saved' : save === 'saving' ? 'saving…' : save === 'dirty' ? 'unsaved changes' : `save failed: ${error}`}
+          {save === 'saved' ? 'saved' : save === 'saving' ? 'saving…' : save === 'dirty' || save === 'urgent' ? 'unsaved changes' : `save failed: ${error}`}
         </span>
         <span className="muted">
           {connection} · kernel {kernelState} · {editing ? 'edit' : 'command'} mode

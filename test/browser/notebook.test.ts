@@ -22,7 +22,7 @@ describe('notebook in the browser', () => {
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    app = await startApp({ models: [await smallModel()] });
+    app = await startApp({ models: [await smallModel(), await smallModel('slow-random', 'slow')] });
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     page = await context.newPage();
@@ -97,6 +97,7 @@ describe('notebook in the browser', () => {
     await page.keyboard.press('Enter');
     const next = cells().nth(2);
     await next.locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await next.locator('.monaco-editor').click();
     await page.keyboard.type('console.log(n + 1)');
     await page.keyboard.press('Shift+Enter');
     await next.locator('[data-testid="cell-output"]', { hasText: '43' }).waitFor({ timeout: 30_000 });
@@ -115,6 +116,29 @@ describe('notebook in the browser', () => {
     assert.ok((await prompt.locator('[data-testid="token-strip"] [data-index]').count()) >= 600);
     await cells().nth(1).locator('[data-testid="cell-output"]', { hasText: 'answer 42' }).waitFor();
     await cells().nth(1).locator('.monaco-editor', { hasText: 'const n' }).waitFor({ timeout: 30_000 });
+  });
+
+  it('a running prompt cell resumes its stream after a reload', async () => {
+    const prompt = cells().nth(0);
+    await prompt.getByLabel('model').selectOption('slow-random');
+    await prompt.getByLabel('max tokens').fill('1000');
+    await prompt.getByRole('button', { name: 'run cell' }).click();
+    // The first run of this model also builds its graph.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="token-strip"] [data-index]').length > 30, undefined, { timeout: 120_000 });
+    await page.locator('[data-testid="save-state"]', { hasText: /^saved$/ }).waitFor();
+    const runId = (await prompt.locator('.run-view').getAttribute('data-run-id'))!;
+    await page.reload();
+    const status = ((await (await page.request.get(`${app.url}/api/runs/${runId}`)).json()) as { run: { status: string } }).run.status;
+    assert.equal(status, 'running', 'the run was still going when the page reloaded');
+    await page.locator('[data-testid="notebook"]').waitFor();
+    const resumed = cells().nth(0);
+    const atReload = await resumed.locator('[data-testid="token-strip"] [data-index]').count();
+    await resumed.locator('[data-testid="run-summary"]', { hasText: 'length' }).waitFor({ timeout: 60_000 });
+    const final = await resumed.locator('[data-testid="token-strip"] [data-index]').count();
+    // Prompt tokens plus all 1000 new ones, each exactly once.
+    const indices = await resumed.locator('[data-testid="token-strip"] [data-index]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-index'))));
+    assert.equal(new Set(indices).size, indices.length);
+    assert.ok(final >= 1000 && final > atReload, `${atReload} tokens at reload, ${final} at the end`);
   });
 
   it('exports a valid nbformat 4.5 .ipynb', async () => {

@@ -11,9 +11,11 @@ import { randomMixtral } from '../bench/random-checkpoint.ts';
 import { byteTokenizerJson } from './checkpoints.ts';
 
 /** A small random-weight Mixtral-format model (vocab 256, byte tokenizer): fast, but long runs take a while. */
-export async function smallModel(): Promise<string> {
-  const dir = join(mkdtempSync(join(tmpdir(), 'moe-lab-model-')), 'tiny-random');
-  await randomMixtral(dir, { layers: 4, hidden: 128, heads: 4, kvHeads: 2, experts: 8, topK: 2, ffn: 256, vocab: 256, context: 2048 });
+export async function smallModel(name = 'tiny-random', size: 'small' | 'slow' = 'small'): Promise<string> {
+  const dir = join(mkdtempSync(join(tmpdir(), 'moe-lab-model-')), name);
+  // 'slow' is several times slower per token: long enough runs to act on while they stream.
+  const shape = size === 'small' ? { layers: 4, hidden: 128, ffn: 256 } : { layers: 6, hidden: 256, ffn: 512 };
+  await randomMixtral(dir, { ...shape, heads: 4, kvHeads: 2, experts: 8, topK: 2, vocab: 256, context: 2048 });
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteTokenizerJson()));
   return dir;
 }
