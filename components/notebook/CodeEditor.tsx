@@ -8,8 +8,8 @@ export interface CodeEditorProps {
   value: string;
   language?: 'typescript' | 'markdown';
   onChange(value: string): void;
-  /** Shift+Enter, Ctrl+Enter, Alt+Enter inside the editor, as in Jupyter. */
-  onRun(how: 'shift' | 'ctrl' | 'alt'): void;
+  /** Shift+Enter, Ctrl+Enter, Alt+Enter inside the editor, as in Jupyter; with the text as it is now. */
+  onRun(how: 'shift' | 'ctrl' | 'alt', value: string): void;
   /** Escape: leave edit mode. */
   onEscape(): void;
   onFocus(): void;
@@ -54,9 +54,10 @@ export default function CodeEditor(props: CodeEditorProps) {
       ed.onDidChangeModelContent(() => latest.current.onChange(ed.getValue()));
       ed.onDidFocusEditorText(() => latest.current.onFocus());
       const { KeyMod, KeyCode } = monaco;
-      ed.addCommand(KeyMod.Shift | KeyCode.Enter, () => latest.current.onRun('shift'));
-      ed.addCommand(KeyMod.CtrlCmd | KeyCode.Enter, () => latest.current.onRun('ctrl'));
-      ed.addCommand(KeyMod.Alt | KeyCode.Enter, () => latest.current.onRun('alt'));
+      // The editor's own text is passed along: React may not have rendered the last keystrokes yet.
+      ed.addCommand(KeyMod.Shift | KeyCode.Enter, () => latest.current.onRun('shift', ed.getValue()));
+      ed.addCommand(KeyMod.CtrlCmd | KeyCode.Enter, () => latest.current.onRun('ctrl', ed.getValue()));
+      ed.addCommand(KeyMod.Alt | KeyCode.Enter, () => latest.current.onRun('alt', ed.getValue()));
       ed.addCommand(KeyCode.Escape, () => {
         (document.activeElement as HTMLElement | null)?.blur();
         latest.current.onEscape();

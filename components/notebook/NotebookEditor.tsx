@@ -183,9 +183,10 @@ export default function NotebookEditor({ path }: { path: string }) {
     }
   }, [runs]);
 
-  const runCell = useCallback(async (index: number) => {
-    const cell = nbRef.current?.cells[index];
-    if (!cell) return;
+  const runCell = useCallback(async (index: number, sourceNow?: string) => {
+    const stored = nbRef.current?.cells[index];
+    if (!stored) return;
+    const cell = sourceNow !== undefined ? { ...stored, source: sourceNow } : stored;
     const count = ++counter.current;
     if (cell.kind === 'markdown') {
       setEditing(false);
@@ -240,7 +241,8 @@ export default function NotebookEditor({ path }: { path: string }) {
         return [...prev, out];
       });
     };
-    await kernel.current.run(cell.id, cell.source, onOutput);
+    const outcome = await kernel.current.run(cell.id, cell.source, onOutput);
+    if (outcome === 'interrupted') onOutput({ type: 'error', ename: 'Interrupted', evalue: 'the kernel was stopped and restarted; its variables are gone', traceback: [] });
     finish();
   }, [kernelHost, runs]);
 
@@ -250,10 +252,10 @@ export default function NotebookEditor({ path }: { path: string }) {
     else if (cell.kind === 'code') kernel.current?.interrupt();
   };
 
-  const runAndMove = useCallback(async (index: number, how: 'shift' | 'ctrl' | 'alt') => {
+  const runAndMove = useCallback(async (index: number, how: 'shift' | 'ctrl' | 'alt', sourceNow?: string) => {
     const cur = nbRef.current;
     if (!cur) return;
-    void runCell(index);
+    void runCell(index, sourceNow);
     if (how === 'ctrl') return;
     setEditing(false);
     if (how === 'alt' || index === cur.cells.length - 1) {
@@ -400,7 +402,7 @@ export default function NotebookEditor({ path }: { path: string }) {
             models={models}
             runs={runs}
             onChange={(c) => editCell(i, c)}
-            onRun={(how) => void runAndMove(i, how)}
+            onRun={(how, source) => void runAndMove(i, how, source)}
             onStop={() => stopCell(cell)}
             onEdit={() => {
               setSelected(i);

@@ -24,13 +24,14 @@ export interface CellProps {
   models: ModelSummary[];
   runs: RunCache;
   onChange(c: Cell): void;
-  onRun(how: 'shift' | 'ctrl' | 'alt'): void;
+  /** `source`: the editor's text at that moment, when it may be ahead of `cell.source`. */
+  onRun(how: 'shift' | 'ctrl' | 'alt', source?: string): void;
   onStop(): void;
   onEdit(): void;
   onCommandMode(): void;
 }
 
-function TextEditor(props: { value: string; placeholder: string; autoFocus: boolean; onChange(v: string): void; onRun(how: 'shift' | 'ctrl' | 'alt'): void; onEscape(): void; onFocus(): void; label: string }) {
+function TextEditor(props: { value: string; placeholder: string; autoFocus: boolean; onChange(v: string): void; onRun(how: 'shift' | 'ctrl' | 'alt', value: string): void; onEscape(): void; onFocus(): void; label: string }) {
   const ref = useRef<HTMLTextAreaElement>(null);
   useEffect(() => {
     if (props.autoFocus) ref.current?.focus();
@@ -53,7 +54,7 @@ function TextEditor(props: { value: string; placeholder: string; autoFocus: bool
       onKeyDown={(e) => {
         if (e.key === 'Enter' && (e.shiftKey || e.ctrlKey || e.metaKey || e.altKey)) {
           e.preventDefault();
-          props.onRun(e.shiftKey ? 'shift' : e.altKey ? 'alt' : 'ctrl');
+          props.onRun(e.shiftKey ? 'shift' : e.altKey ? 'alt' : 'ctrl', e.currentTarget.value);
         } else if (e.key === 'Escape') {
           e.preventDefault();
           ref.current?.blur();
@@ -193,7 +194,7 @@ function resolveRun(cells: readonly Cell[], s: VizSettings['source'] | undefined
 
 export function CellView(props: CellProps) {
   const { cell } = props;
-  const run = (how: 'shift' | 'ctrl' | 'alt') => props.onRun(how);
+  const run = (how: 'shift' | 'ctrl' | 'alt', source?: string) => props.onRun(how, source);
   const editorProps = {
     value: cell.source,
     autoFocus: props.editing,

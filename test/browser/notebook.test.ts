@@ -90,7 +90,10 @@ describe('notebook in the browser', () => {
     await code.locator('.monaco-editor').click();
     await page.keyboard.type('const n: number = 6 * 7;\nconsole.log(`answer ${n}`);');
     await page.keyboard.press('Control+Enter');
-    await code.locator('[data-testid="cell-output"]', { hasText: 'answer 42' }).waitFor({ timeout: 30_000 });
+    await code.locator('[data-testid="cell-output"]', { hasText: 'answer 42' }).waitFor({ timeout: 30_000 }).catch(async (e) => {
+      await page.screenshot({ path: join(ARTIFACTS, 'code-cell-failure.png'), fullPage: true });
+      throw new Error(`${String(e)}\nconsole: ${log.console.slice(-10).join('\n')}`);
+    });
     // Variables persist between cells, like a kernel.
     await page.keyboard.press('Escape');
     await page.keyboard.press('b');
@@ -101,6 +104,30 @@ describe('notebook in the browser', () => {
     await page.keyboard.type('console.log(n + 1)');
     await page.keyboard.press('Shift+Enter');
     await next.locator('[data-testid="cell-output"]', { hasText: '43' }).waitFor({ timeout: 30_000 });
+  });
+
+  it('interrupt stops a runaway cell and the kernel runs again', async () => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('b');
+    await page.keyboard.press('Enter');
+    const id = await page.locator('.cell.selected').getAttribute('data-cell-id');
+    const loop = page.locator(`[data-cell-id="${id}"]`);
+    await loop.locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await loop.locator('.monaco-editor').click();
+    await page.keyboard.type('while (true) {}');
+    await page.keyboard.press('Control+Enter');
+    await loop.locator('.cell-count', { hasText: '[*]' }).waitFor();
+    await page.getByLabel('interrupt').click();
+    await loop.locator('[data-testid="cell-output"]', { hasText: 'Interrupted' }).waitFor({ timeout: 10_000 });
+    await loop.locator('.monaco-editor').click();
+    await page.keyboard.press('Control+a');
+    await page.keyboard.type('console.log(typeof n)');
+    await page.keyboard.press('Control+Enter');
+    // A fresh kernel: the earlier variable is gone, and code runs again.
+    await loop.locator('[data-testid="cell-output"]', { hasText: 'undefined' }).waitFor({ timeout: 30_000 }).catch(async (e) => {
+      await page.screenshot({ path: join(ARTIFACTS, 'interrupt-failure.png'), fullPage: true });
+      throw e;
+    });
   });
 
   it('saves, and a reload finds sources and outputs intact', async () => {
