@@ -20,6 +20,11 @@ export type RoutingSpec =
       readonly topkGroup: number;
       readonly renormalize: boolean;
       readonly scale: number;
+      /**
+       * The router has a learned per-expert bias (DeepSeek's e_score_correction_bias) added to the
+       * scores for selection only; its values are weights, passed as `correction`.
+       */
+      readonly correctionBias?: boolean;
     };
 
 export interface TokenRouting {
@@ -115,8 +120,9 @@ export function routeToken(
         return top2.reduce((acc, i) => acc + c[g * groupSize + i]!, 0);
       });
       const keep = new Set(topKIndices(groupScores, spec.topkGroup));
-      // Experts outside the kept groups score 0, as in the reference implementation.
-      const masked = Float32Array.from(c, (v, e) => (keep.has(Math.floor(e / groupSize)) ? v : 0));
+      // Experts outside the kept groups score 0, as in the reference implementation; a banned
+      // expert stays at -inf so it can never fill a slot.
+      const masked = Float32Array.from(c, (v, e) => (keep.has(Math.floor(e / groupSize)) ? v : banned(e) ? -Infinity : 0));
       ids = topKIndices(masked, k);
       w = ids.map((e) => s[e]!);
       if (spec.renormalize) {

@@ -6,10 +6,41 @@ import { z } from 'zod';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import type { RoutingSpec } from '../routing.ts';
 
-export const SUPPORTED_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'olmoe', 'qwen3_moe'] as const;
+export const SUPPORTED_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'olmoe', 'qwen3_moe', 'granitemoe', 'deepseek_v3'] as const;
 export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
 
 export type QkNorm = 'none' | 'full' | 'per_head';
+
+/** How a layer turns hidden states into per-head queries, keys and values. */
+export type AttentionSpec =
+  /** Grouped-query attention with rotate-half RoPE over the whole head. */
+  | {
+      readonly kind: 'gqa';
+      readonly qkvBias: boolean;
+      readonly oBias: boolean;
+      readonly qkNorm: QkNorm;
+      /** Multiplies q·k: 1/√headDim, or Granite's attention_multiplier. */
+      readonly scale: number;
+    }
+  /**
+   * DeepSeek's multi-head latent attention: q (optionally through a low-rank bottleneck) and a
+   * compressed KV latent expanded per head; only `qkRopeDim` dims of q and k are rotated, and the
+   * rotated part of k is one vector shared by all heads.
+   */
+  | {
+      readonly kind: 'mla';
+      /** Rank of the q bottleneck (q_a → RMSNorm → q_b), or null for a plain q_proj. */
+      readonly qLoraRank: number | null;
+      readonly kvLoraRank: number;
+      readonly qkNopeDim: number;
+      readonly qkRopeDim: number;
+      readonly vDim: number;
+      /** RoPE weights stored for the interleaved (complex-pair) convention. */
+      readonly ropeInterleave: boolean;
+      /** Biases on q_a (or q), kv_a and o projections. */
+      readonly bias: boolean;
+      readonly scale: number;
+    };
 
 export interface ModelConfig {
   readonly modelType: ModelType;
@@ -17,13 +48,21 @@ export interface ModelConfig {
   readonly hiddenSize: number;
   readonly numLayers: number;
   readonly numHeads: number;
+  /** KV heads as the cache holds them (MLA: every query head, after decompression). */
   readonly numKvHeads: number;
+  /** Width of q and k per head (MLA: qk_nope + qk_rope, not config.json's `head_dim`). */
   readonly headDim: number;
+  /** Width of v per head; equals headDim except for MLA. */
+  readonly vHeadDim: number;
+  /** Dimensions RoPE rotates (the RoPE tables' width); equals headDim except for MLA. */
+  readonly ropeDim: number;
   readonly rmsNormEps: number;
   readonly ropeTheta: number;
   readonly maxPositions: number;
   readonly tieWordEmbeddings: boolean;
-  readonly attention: { readonly qkvBias: boolean; readonly qkNorm: QkNorm };
+  readonly attention: AttentionSpec;
+  /** Granite's scalars (embeddings ×, each residual branch ×, logits ÷); 1 elsewhere. */
+  readonly scaling: { readonly embedding: number; readonly residual: number; readonly logitDivisor: number };
   readonly moe: {
     readonly numExperts: number;
     readonly topK: number;
@@ -88,6 +127,43 @@ const olmoeSchema = baseSchema.extend({
   attention_bias: z.boolean().default(false),
 });
 
+const graniteSchema = baseSchema.extend({
+  num_local_experts: intPos,
+  num_experts_per_tok: intPos,
+  intermediate_size: intPos,
+  attention_bias: z.boolean().default(false),
+  // Defaults are transformers' GraniteMoeConfig defaults.
+  embedding_multiplier: z.number().default(1),
+  attention_multiplier: z.number().default(1),
+  residual_multiplier: z.number().default(1),
+  logits_scaling: z.number().default(1),
+});
+
+// Defaults are transformers' DeepseekV3Config defaults, so a config that omits a key means what it
+// means there. `head_dim` (in the base schema) is the RoPE width there and is not used as such.
+const deepseekV3Schema = baseSchema.extend({
+  n_routed_experts: intPos,
+  num_experts_per_tok: intPos,
+  moe_intermediate_size: intPos,
+  intermediate_size: intPos,
+  n_shared_experts: z.number().int().nonnegative().nullish(),
+  first_k_dense_replace: z.number().int().nonnegative().default(3),
+  moe_layer_freq: intPos.default(1),
+  n_group: intPos.default(8),
+  topk_group: intPos.default(4),
+  norm_topk_prob: z.boolean().default(true),
+  routed_scaling_factor: z.number().positive().default(2.5),
+  scoring_func: z.string().default('sigmoid'),
+  topk_method: z.string().default('noaux_tc'),
+  q_lora_rank: intPos.nullish(),
+  kv_lora_rank: intPos,
+  qk_nope_head_dim: intPos,
+  qk_rope_head_dim: intPos,
+  v_head_dim: intPos,
+  rope_interleave: z.boolean().default(true),
+  attention_bias: z.boolean().default(false),
+});
+
 function parseWith<T>(schema: z.ZodType<T>, raw: unknown, modelType: string): T {
   const r = schema.safeParse(raw);
   if (!r.success) {
@@ -119,20 +195,33 @@ function checkCommon(c: z.infer<typeof baseSchema>, modelType: string): void {
 }
 
 function common(c: z.infer<typeof baseSchema>) {
+  const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
   return {
     vocabSize: c.vocab_size,
     hiddenSize: c.hidden_size,
     numLayers: c.num_hidden_layers,
     numHeads: c.num_attention_heads,
     numKvHeads: c.num_key_value_heads ?? c.num_attention_heads,
-    headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
+    headDim,
+    vHeadDim: headDim,
+    ropeDim: headDim,
     rmsNormEps: c.rms_norm_eps,
     ropeTheta: c.rope_theta,
     maxPositions: c.max_position_embeddings,
     tieWordEmbeddings: c.tie_word_embeddings,
     bosTokenId: c.bos_token_id ?? null,
     eosTokenIds: eosList(c.eos_token_id),
+    scaling: { embedding: 1, residual: 1, logitDivisor: 1 },
   };
+}
+
+/** Standard multi-head / grouped-query attention scaled by 1/√headDim. */
+function gqa(c: z.infer<typeof baseSchema>, qkvBias: boolean, qkNorm: QkNorm) {
+  return { kind: 'gqa', qkvBias, oBias: false, qkNorm, scale: 1 / Math.sqrt(common(c).headDim) } as const;
+}
+
+function badConfig(modelType: string, why: string): EngineError {
+  return new EngineError(EngineErrorCode.BAD_CONFIG, `${modelType}: ${why}`);
 }
 
 const allLayers = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -150,7 +239,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       return {
         modelType,
         ...common(c),
-        attention: { qkvBias: false, qkNorm: 'none' },
+        attention: gqa(c, false, 'none'),
         moe: {
           numExperts: c.num_local_experts,
           topK: c.num_experts_per_tok,
@@ -174,9 +263,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
         modelType,
         ...common(c),
         // Qwen2 always has q/k/v biases; Qwen3 has per-head q/k RMSNorm and biases only if asked.
-        attention: isQwen2
-          ? { qkvBias: true, qkNorm: 'none' }
-          : { qkvBias: c.attention_bias ?? false, qkNorm: 'per_head' },
+        attention: isQwen2 ? gqa(c, true, 'none') : gqa(c, c.attention_bias ?? false, 'per_head'),
         moe: {
           numExperts: c.num_experts,
           topK: c.num_experts_per_tok,
@@ -200,7 +287,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       return {
         modelType,
         ...common(c),
-        attention: { qkvBias: c.attention_bias, qkNorm: 'full' },
+        attention: gqa(c, c.attention_bias, 'full'),
         moe: {
           numExperts: c.num_experts,
           topK: c.num_experts_per_tok,
@@ -210,6 +297,84 @@ export function parseModelConfig(raw: unknown): ModelConfig {
         },
         moeLayers: allLayers(c.num_hidden_layers),
         denseIntermediate: 0,
+      };
+    }
+    case 'granitemoe': {
+      const c = parseWith(graniteSchema, raw, modelType);
+      checkCommon(c, modelType);
+      if (c.logits_scaling === 0) throw badConfig(modelType, 'logits_scaling must not be 0');
+      return {
+        modelType,
+        ...common(c),
+        // attention_multiplier replaces 1/√d; attention_bias covers o_proj as well as q/k/v.
+        attention: { ...gqa(c, c.attention_bias, 'none'), oBias: c.attention_bias, scale: c.attention_multiplier },
+        scaling: { embedding: c.embedding_multiplier, residual: c.residual_multiplier, logitDivisor: c.logits_scaling },
+        moe: {
+          numExperts: c.num_local_experts,
+          topK: c.num_experts_per_tok,
+          expertIntermediate: c.intermediate_size,
+          routing: { kind: 'topk_softmax' },
+          shared: null,
+        },
+        moeLayers: allLayers(c.num_hidden_layers),
+        denseIntermediate: 0,
+      };
+    }
+    case 'deepseek_v3': {
+      const c = parseWith(deepseekV3Schema, raw, modelType);
+      checkCommon(c, modelType);
+      // transformers hard-codes sigmoid scores with the correction bias and ignores moe_layer_freq;
+      // other values would mean a different model, so they are refused rather than ignored.
+      if (c.scoring_func !== 'sigmoid') throw badConfig(modelType, `scoring_func '${c.scoring_func}' is not supported (only sigmoid)`);
+      if (c.topk_method !== 'noaux_tc') throw badConfig(modelType, `topk_method '${c.topk_method}' is not supported (only noaux_tc)`);
+      if (c.moe_layer_freq !== 1) throw badConfig(modelType, 'moe_layer_freq other than 1 is not supported');
+      const E = c.n_routed_experts;
+      if (E % c.n_group !== 0) throw badConfig(modelType, `n_routed_experts (${E}) must be a multiple of n_group (${c.n_group})`);
+      // A group's score is the sum of its two best experts.
+      if (E / c.n_group < 2) throw badConfig(modelType, 'each expert group needs at least 2 experts');
+      if (c.topk_group > c.n_group) throw badConfig(modelType, `topk_group (${c.topk_group}) exceeds n_group (${c.n_group})`);
+      if (c.num_experts_per_tok > (E / c.n_group) * c.topk_group) {
+        throw badConfig(modelType, 'num_experts_per_tok exceeds the experts in topk_group groups');
+      }
+      if (c.qk_rope_head_dim % 2 !== 0) throw badConfig(modelType, 'qk_rope_head_dim must be even');
+      const qkHeadDim = c.qk_nope_head_dim + c.qk_rope_head_dim;
+      const shared = c.n_shared_experts ?? 0;
+      return {
+        modelType,
+        ...common(c),
+        // After decompression every query head has its own K and V, and that is what is cached.
+        numKvHeads: c.num_attention_heads,
+        headDim: qkHeadDim,
+        vHeadDim: c.v_head_dim,
+        ropeDim: c.qk_rope_head_dim,
+        attention: {
+          kind: 'mla',
+          qLoraRank: c.q_lora_rank ?? null,
+          kvLoraRank: c.kv_lora_rank,
+          qkNopeDim: c.qk_nope_head_dim,
+          qkRopeDim: c.qk_rope_head_dim,
+          vDim: c.v_head_dim,
+          ropeInterleave: c.rope_interleave,
+          bias: c.attention_bias,
+          scale: 1 / Math.sqrt(qkHeadDim),
+        },
+        moe: {
+          numExperts: E,
+          topK: c.num_experts_per_tok,
+          expertIntermediate: c.moe_intermediate_size,
+          routing: {
+            kind: 'sigmoid_group_topk',
+            nGroup: c.n_group,
+            topkGroup: c.topk_group,
+            renormalize: c.norm_topk_prob,
+            scale: c.routed_scaling_factor,
+            correctionBias: true,
+          },
+          // The shared experts are one ungated MLP of n_shared_experts × the expert width.
+          shared: shared > 0 ? { intermediate: c.moe_intermediate_size * shared, gated: false } : null,
+        },
+        moeLayers: allLayers(c.num_hidden_layers).filter((i) => i >= c.first_k_dense_replace),
+        denseIntermediate: c.intermediate_size,
       };
     }
     default:

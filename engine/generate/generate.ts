@@ -72,6 +72,7 @@ function routingEvents(runner: ModelRunner, r: StepRouting, firstIndex: number, 
         weights: order.map((i) => weights[i]!),
         entropy: entropy(probs),
         probs: Array.from(probs),
+        ...(r.unbiasedIds ? { unbiasedIds: Array.from(r.unbiasedIds.subarray(at, at + r.k)) } : {}),
       });
     }
     events.push({ type: 'routing', index: firstIndex + t, phase, layers });

@@ -45,6 +45,12 @@ export interface LayerRouting {
   readonly entropy: number;
   /** The router's distribution over all experts (softmax, or normalised sigmoid scores). */
   readonly probs: number[];
+  /**
+   * Routers with a selection-only correction bias (DeepSeek-V3): the experts that would have been
+   * selected without it, under the same interventions, in ranked order. Where they differ from
+   * `ids` as a set, the bias changed the choice. Absent for other routers.
+   */
+  readonly unbiasedIds?: number[];
 }
 
 export interface TokenAlternative {

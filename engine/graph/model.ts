@@ -7,6 +7,7 @@
 import { ElemType, type GraphBuilder } from './builder.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { attention } from './attention.ts';
+import { mlaAttention } from './mla.ts';
 import { linear, rmsNorm, ropeTables, swigluMlp, transpose2d } from './layers.ts';
 import { moeExperts, packExperts } from './moe.ts';
 import { buildRouting } from './routing.ts';
@@ -35,10 +36,16 @@ export const IO = {
   topkIds: 'topk_ids',
   topkWeights: 'topk_weights',
   routerLogits: 'router_logits',
+  topkIdsUnbiased: 'topk_ids_unbiased',
 } as const;
 
+/** Whether the graph reports the selection without the router's correction bias. */
+export function hasUnbiasedIds(cfg: ModelConfig): boolean {
+  return cfg.moe.routing.kind === 'sigmoid_group_topk' && cfg.moe.routing.correctionBias === true;
+}
+
 export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSource, opts: GraphOptions): void {
-  const { hiddenSize: D, numKvHeads: Hkv, headDim: Dh, vocabSize: V } = cfg;
+  const { hiddenSize: D, numKvHeads: Hkv, headDim: Dh, vHeadDim: Dv, ropeDim: Dr, vocabSize: V } = cfg;
   const E = cfg.moe.numExperts;
   const Lm = cfg.moeLayers.length;
   const G = cfg.numHeads / Hkv;
@@ -52,10 +59,10 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   const topK = b.input(IO.topK, ElemType.int64, [1]);
 
   // ---- per-step constants: rotary cos/sin for these positions, causal mask among new tokens --
-  const rope = ropeTables(cfg.maxPositions, Dh, cfg.ropeTheta);
+  const rope = ropeTables(cfg.maxPositions, Dr, cfg.ropeTheta);
   const unsq1 = (x: string) => b.op('Unsqueeze', [x, b.constI64([1])]);
-  const cos = unsq1(b.op('Gather', [b.initializer('rope.cos', rope.cos, [cfg.maxPositions, Dh]), positionIds])); // [T, 1, Dh]
-  const sin = unsq1(b.op('Gather', [b.initializer('rope.sin', rope.sin, [cfg.maxPositions, Dh]), positionIds])); // [T, 1, Dh]
+  const cos = unsq1(b.op('Gather', [b.initializer('rope.cos', rope.cos, [cfg.maxPositions, Dr]), positionIds])); // [T, 1, Dr]
+  const sin = unsq1(b.op('Gather', [b.initializer('rope.sin', rope.sin, [cfg.maxPositions, Dr]), positionIds])); // [T, 1, Dr]
 
   const T = b.op('Squeeze', [b.op('Shape', [inputIds])]); // scalar
   const r = b.op('Range', [b.op('Squeeze', [b.constI64([0])]), T, b.op('Squeeze', [b.constI64([1])])]); // [T]
@@ -66,26 +73,34 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   // ---- embeddings ---------------------------------------------------------------------------
   const embed = w.read(GLOBAL_NAMES.embed, [V, D]);
   let x = b.op('Gather', [b.initializer('embed', embed, [V, D]), inputIds]); // [T, D]
+  // Multipliers of 1 are left out, so architectures without them get the same graph as before.
+  const { embedding: embedMul, residual: residualMul, logitDivisor } = cfg.scaling;
+  if (embedMul !== 1) x = b.mul(x, b.constF32(embedMul)); // [T, D]
+  const residual = (branch: string) => (residualMul !== 1 ? b.mul(branch, b.constF32(residualMul)) : branch); // [T, D]
 
   const ids: string[] = [];
   const weights: string[] = [];
   const routerLogits: string[] = [];
+  const unbiasedIds: string[] = [];
 
   // ---- decoder layers -----------------------------------------------------------------------
   for (let l = 0; l < cfg.numLayers; l++) {
     const names = layerNames(cfg, l);
     const pastKt = b.input(IO.pastKt(l), ElemType.float, [Hkv, Dh, 'C']);
-    const pastV = b.input(IO.pastV(l), ElemType.float, [Hkv, 'C', Dh]);
+    const pastV = b.input(IO.pastV(l), ElemType.float, [Hkv, 'C', Dv]);
     b.withScope(`layers.${l}`, () => {
       const h = rmsNorm(b, w, x, names.inputNorm, D, cfg.rmsNormEps);
-      const a = b.withScope('attn', () =>
-        attention(b, w, cfg, names.attn, { x: h, cos, sin, pastKt, pastV, pastMask, causalMask }),
-      );
+      const a = b.withScope('attn', () => {
+        const io = { x: h, cos, sin, pastKt, pastV, pastMask, causalMask };
+        return cfg.attention.kind === 'mla'
+          ? mlaAttention(b, w, cfg, cfg.attention, names.attn, io)
+          : attention(b, w, cfg, cfg.attention, names.attn, io);
+      });
       b.op('Identity', [a.newKt], {}, { names: [IO.presentKt(l)] });
       b.op('Identity', [a.newV], {}, { names: [IO.presentV(l)] });
       b.output(IO.presentKt(l), ElemType.float, [Hkv, Dh, 'T']);
-      b.output(IO.presentV(l), ElemType.float, [Hkv, 'T', Dh]);
-      x = b.add(x, a.y); // [T, D]
+      b.output(IO.presentV(l), ElemType.float, [Hkv, 'T', Dv]);
+      x = b.add(x, residual(a.y)); // [T, D]
 
       const h2 = rmsNorm(b, w, x, names.postAttnNorm, D, cfg.rmsNormEps);
       const m = cfg.moeLayers.indexOf(l);
@@ -97,8 +112,10 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
           const F = cfg.moe.expertIntermediate;
           const z = linear(b, w, h2, names.router, D, E); // [T, E]
           const bias = b.op('Gather', [routeBias, b.op('Squeeze', [b.constI64([m])])], { axis: 0 }); // [E]
-          const route = buildRouting(b, cfg.moe.routing, z, bias, topK);
-          const packed = packExperts(w, names.expert, E, D, F);
+          // DeepSeek's correction bias is a weight of the router (selection only).
+          const correction = hasUnbiasedIds(cfg) ? b.initializer(names.routerCorrection, w.read(names.routerCorrection, [E]), [E]) : undefined;
+          const route = buildRouting(b, cfg.moe.routing, z, bias, topK, correction, opts.routingOutputs);
+          const packed = packExperts(w, names.experts, E, D, F);
           const fc1 = b.initializer(`layers.${l}.experts.fc1`, packed.fc1, [E, 2 * F, D]);
           const fc2 = b.initializer(`layers.${l}.experts.fc2`, packed.fc2, [E, D, F]);
           let y = moeExperts(b, h2, route.ids, route.weights, fc1, fc2, E, z); // [T, D]
@@ -111,10 +128,11 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
           ids.push(unsq0(b.op('Cast', [route.ids], { to: ElemType.int32 }))); // [1, T, k]
           weights.push(unsq0(route.weights)); // [1, T, k]
           routerLogits.push(unsq0(z)); // [1, T, E]
+          if (route.unbiasedIds) unbiasedIds.push(unsq0(b.op('Cast', [route.unbiasedIds], { to: ElemType.int32 }))); // [1, T, k]
           return y;
         });
       }
-      x = b.add(x, mlp); // [T, D]
+      x = b.add(x, residual(mlp)); // [T, D]
     });
   }
 
@@ -122,7 +140,9 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   const picked = b.op('Gather', [x, logitIndex], { axis: 0 }); // [N, D]
   const normed = rmsNorm(b, w, picked, GLOBAL_NAMES.finalNorm, D, cfg.rmsNormEps);
   const headT = cfg.tieWordEmbeddings ? transpose2d(embed, V, D) : transpose2d(w.read(GLOBAL_NAMES.lmHead, [V, D]), V, D);
-  b.op('MatMul', [normed, b.initializer('lm_head.T', headT, [D, V])], {}, { names: [IO.logits] }); // [N, V]
+  const head = b.initializer('lm_head.T', headT, [D, V]);
+  if (logitDivisor !== 1) b.op('Div', [b.matmul(normed, head), b.constF32(logitDivisor)], {}, { names: [IO.logits] }); // [N, V]
+  else b.op('MatMul', [normed, head], {}, { names: [IO.logits] }); // [N, V]
   b.output(IO.logits, ElemType.float, ['N', V]);
 
   if (opts.routingOutputs && Lm > 0) {
@@ -132,5 +152,9 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
     b.output(IO.topkIds, ElemType.int32, [Lm, 'T', 'K']);
     b.output(IO.topkWeights, ElemType.float, [Lm, 'T', 'K']);
     b.output(IO.routerLogits, ElemType.float, [Lm, 'T', E]);
+    if (unbiasedIds.length > 0) {
+      b.op('Concat', unbiasedIds, { axis: 0 }, { names: [IO.topkIdsUnbiased] }); // [Lm, T, k]
+      b.output(IO.topkIdsUnbiased, ElemType.int32, [Lm, 'T', 'K']);
+    }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Run state: the KV cache of one sequence, kept on the host in the layouts the graph consumes
- * (Kᵀ [Hkv, Dh, C], V [Hkv, C, Dh]), so feeding it costs nothing and each step only copies the
+ * (Kᵀ [Hkv, Dk, C], V [Hkv, C, Dv]), so feeding it costs nothing and each step only copies the
  * new tokens' K/V in. Capacity grows in blocks; positions past `length` are masked with -inf.
+ * Dk = Dv except for DeepSeek's MLA, whose keys carry extra RoPE dims.
  */
 
 /** Capacity grows in multiples of this many positions (each growth copies the cache once). */
@@ -14,12 +15,21 @@ export class KvCache {
   private cap = 0;
   private len = 0;
 
+  /** Width of each cached value vector. */
+  readonly vHeadDim: number;
+
+  /**
+   * @param headDim  width of each cached key vector (Dk)
+   * @param vHeadDim width of each cached value vector (Dv); defaults to headDim
+   */
   constructor(
     readonly numLayers: number,
     readonly numKvHeads: number,
     readonly headDim: number,
     readonly maxPositions: number,
+    vHeadDim?: number,
   ) {
+    this.vHeadDim = vHeadDim ?? headDim;
     this.grow(CACHE_BLOCK);
   }
 
@@ -40,20 +50,20 @@ export class KvCache {
   }
 
   private grow(newCap: number): void {
-    const { numKvHeads: H, headDim: Dh } = this;
+    const { numKvHeads: H, headDim: Dk, vHeadDim: Dv } = this;
     const old = { kt: this.kt, v: this.v, cap: this.cap };
     this.kt = [];
     this.v = [];
     for (let l = 0; l < this.numLayers; l++) {
-      const kt = new Float32Array(H * Dh * newCap);
-      const v = new Float32Array(H * newCap * Dh);
+      const kt = new Float32Array(H * Dk * newCap);
+      const v = new Float32Array(H * newCap * Dv);
       if (old.cap > 0) {
         for (let h = 0; h < H; h++) {
-          for (let d = 0; d < Dh; d++) {
-            const src = (h * Dh + d) * old.cap;
-            kt.set(old.kt[l]!.subarray(src, src + this.len), (h * Dh + d) * newCap);
+          for (let d = 0; d < Dk; d++) {
+            const src = (h * Dk + d) * old.cap;
+            kt.set(old.kt[l]!.subarray(src, src + this.len), (h * Dk + d) * newCap);
           }
-          v.set(old.v[l]!.subarray(h * old.cap * Dh, (h * old.cap + this.len) * Dh), h * newCap * Dh);
+          v.set(old.v[l]!.subarray(h * old.cap * Dv, (h * old.cap + this.len) * Dv), h * newCap * Dv);
         }
       }
       this.kt.push(kt);
@@ -64,7 +74,7 @@ export class KvCache {
     this.maskBuf.fill(0, 0, this.len);
   }
 
-  /** Feeds for layer l: Kᵀ [Hkv, Dh, C], V [Hkv, C, Dh]. */
+  /** Feeds for layer l: Kᵀ [Hkv, Dk, C], V [Hkv, C, Dv]. */
   layer(l: number): { kt: Float32Array; v: Float32Array } {
     return { kt: this.kt[l]!, v: this.v[l]! };
   }
@@ -74,17 +84,17 @@ export class KvCache {
     return this.maskBuf;
   }
 
-  /** Writes one layer's new K/V (present Kᵀ [Hkv, Dh, T], V [Hkv, T, Dh]) after the current length. */
+  /** Writes one layer's new K/V (present Kᵀ [Hkv, Dk, T], V [Hkv, T, Dv]) after the current length. */
   write(l: number, presentKt: Float32Array, presentV: Float32Array, T: number): void {
-    const { numKvHeads: H, headDim: Dh, cap, len } = this;
+    const { numKvHeads: H, headDim: Dk, vHeadDim: Dv, cap, len } = this;
     const kt = this.kt[l]!;
     const v = this.v[l]!;
     for (let h = 0; h < H; h++) {
-      for (let d = 0; d < Dh; d++) {
-        const row = h * Dh + d;
+      for (let d = 0; d < Dk; d++) {
+        const row = h * Dk + d;
         kt.set(presentKt.subarray(row * T, row * T + T), row * cap + len);
       }
-      v.set(presentV.subarray(h * T * Dh, (h + 1) * T * Dh), (h * cap + len) * Dh);
+      v.set(presentV.subarray(h * T * Dv, (h + 1) * T * Dv), (h * cap + len) * Dv);
     }
   }
 

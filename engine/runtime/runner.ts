@@ -10,7 +10,7 @@ import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
-import { IO } from '../graph/model.ts';
+import { hasUnbiasedIds, IO } from '../graph/model.ts';
 import { verifyMoeKernel } from './kernel-check.ts';
 import { KvCache } from './kv-cache.ts';
 import { stepProfiles, type StepProfile } from './profile.ts';
@@ -44,6 +44,11 @@ export interface StepRouting {
   readonly weights: Float32Array;
   /** [Lm, T, E], before softmax/sigmoid and before interventions. */
   readonly routerLogits: Float32Array;
+  /**
+   * [Lm, T, k]: the experts selection would have picked without the router's correction bias
+   * (same interventions), in ranked order; only for routers with one (DeepSeek-V3).
+   */
+  readonly unbiasedIds?: Int32Array;
 }
 
 export interface StepResult {
@@ -120,7 +125,7 @@ export class ModelRunner {
    */
   newCache(): KvCache {
     const c = this.ckpt.config;
-    return new KvCache(c.numLayers, c.numKvHeads, c.headDim, c.maxPositions);
+    return new KvCache(c.numLayers, c.numKvHeads, c.headDim, c.maxPositions, c.vHeadDim);
   }
 
   /** Number of positions already in the default cache. */
@@ -151,7 +156,7 @@ export class ModelRunner {
     const t0 = performance.now();
     cache.reserve(T);
     const C = cache.capacity;
-    const { numKvHeads: Hkv, headDim: Dh } = c;
+    const { numKvHeads: Hkv, headDim: Dk, vHeadDim: Dv } = c;
     const Lm = c.moeLayers.length;
     const E = c.moe.numExperts;
 
@@ -165,8 +170,8 @@ export class ModelRunner {
     };
     for (let l = 0; l < c.numLayers; l++) {
       const { kt, v } = cache.layer(l);
-      feeds[IO.pastKt(l)] = { type: 'float32', data: kt, dims: [Hkv, Dh, C] };
-      feeds[IO.pastV(l)] = { type: 'float32', data: v, dims: [Hkv, C, Dh] };
+      feeds[IO.pastKt(l)] = { type: 'float32', data: kt, dims: [Hkv, Dk, C] };
+      feeds[IO.pastV(l)] = { type: 'float32', data: v, dims: [Hkv, C, Dv] };
     }
     const out = await this.model.run(feeds);
     for (let l = 0; l < c.numLayers; l++) {
@@ -182,6 +187,7 @@ export class ModelRunner {
         ids: ids.data as Int32Array,
         weights: out[IO.topkWeights]!.data as Float32Array,
         routerLogits: out[IO.routerLogits]!.data as Float32Array,
+        ...(hasUnbiasedIds(c) ? { unbiasedIds: out[IO.topkIdsUnbiased]!.data as Int32Array } : {}),
       };
     }
     return { logits: out[IO.logits]!.data as Float32Array, routing, ms: performance.now() - t0 };

@@ -32,7 +32,7 @@ function assertSameRouting(ids: ArrayLike<number>, weights: ArrayLike<number>, r
   for (const [e, w] of want) assert.ok(Math.abs(got.get(e)! - w) <= WEIGHT_ATOL, `${where}: weight of expert ${e}: ${got.get(e)} vs ${w}`);
 }
 
-for (const arch of ['mixtral', 'qwen2_moe', 'olmoe', 'qwen3_moe']) {
+for (const arch of ['mixtral', 'qwen2_moe', 'olmoe', 'qwen3_moe', 'granitemoe', 'deepseek_v3']) {
   describe(`golden ${arch}`, () => {
     const expected = loadExpected(arch);
     const k = expected.top_k;
