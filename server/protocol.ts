@@ -139,6 +139,11 @@ export type RunEvent =
       readonly h: readonly number[];
       /** [moeLayers × experts] router distribution, 5 decimals (detail 'full' only). */
       readonly p?: readonly number[];
+      /**
+       * [moeLayers × k] the experts the router would have chosen without its load-balancing bias
+       * (DeepSeek-V3's e_score_correction_bias); only for routers that have one.
+       */
+      readonly ub?: readonly number[];
     }
   | { readonly t: 'timing'; readonly phase: Phase; readonly tokens: number; readonly ms: number; readonly ttftMs?: number }
   | {

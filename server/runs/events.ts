@@ -41,6 +41,7 @@ export function fromEngineEvent(ev: GenerationEvent, model: { id: string; hash: 
         w: ev.layers.flatMap((l) => l.weights),
         h: ev.layers.map((l) => l.entropy),
         p: ev.layers.flatMap((l) => l.probs),
+        ...(ev.layers.some((l) => l.unbiasedIds) ? { ub: ev.layers.flatMap((l) => l.unbiasedIds ?? []) } : {}),
       };
     case 'timing':
       return { t: 'timing', phase: ev.phase, tokens: ev.tokens, ms: ev.ms, ...(ev.ttftMs !== undefined ? { ttftMs: ev.ttftMs } : {}) };
