@@ -156,7 +156,12 @@ describe('trace then analyze --by domain, end to end', () => {
     const baseline = report.baselines.domainShare;
     for (const g of report.by!.groups) t.diagnostic(`${g.value}: max share ${(g.maxShare * 100).toFixed(1)}% vs random ${(baseline * 100).toFixed(1)}%`);
     if (trained) {
-      for (const g of report.by!.groups) assert.ok(g.maxShare > baseline, `${g.value}: max share ${g.maxShare} not above k/E = ${baseline}`);
+      // Specialized experts: at the last layer, each domain's busiest expert takes at least twice the
+      // uniform share k/E, and code and prose are led by different experts.
+      const last = (g: NonNullable<typeof report.by>["groups"][number]) => g.layers[g.layers.length - 1]!;
+      for (const g of report.by!.groups) assert.ok(last(g).maxShare > 2 * baseline, `${g.value}: last-layer max share ${last(g).maxShare} vs k/E = ${baseline}`);
+      const lead = (v: string) => last(report.by!.groups.find((g) => g.value === v)!).top[0]!.expert;
+      assert.notEqual(lead('code'), lead('prose'));
     }
 
     await assert.rejects(runAnalyze([out, '--by', 'colour', '--json', join(dir, 'x.json')], sink(), sink()), (e: Error & { code?: string }) => {
