@@ -220,10 +220,11 @@ def python_code():
     return docs
 
 
+JS_PACKAGES = {}  # name -> {"version", "license", "chars"} of the packages that contributed code
 PERMISSIVE = {"MIT", "ISC", "BSD-2-Clause", "BSD-3-Clause", "Apache-2.0", "0BSD", "CC0-1.0"}
 
 
-def js_code(node_modules_dirs):
+def js_code(node_modules_dirs, allow=None):
     docs, seen = [], set()
     for nm in node_modules_dirs:
         for pj in sorted(glob.glob(f"{nm}/**/package.json", recursive=True)):
@@ -236,6 +237,8 @@ def js_code(node_modules_dirs):
             if isinstance(lic, dict):
                 lic = lic.get("type")
             if lic not in PERMISSIVE or not meta.get("name") or meta.get("name") in seen:
+                continue
+            if allow is not None and meta["name"] not in allow:
                 continue
             seen.add(meta["name"])
             for f in sorted(glob.glob(f"{d}/**/*", recursive=True)):
@@ -251,6 +254,8 @@ def js_code(node_modules_dirs):
                 if not t.strip() or max(len(l) for l in lines) > 400:  # skip minified / generated
                     continue
                 docs += [(meta["name"], c) for c in chunk_text(t)]
+                rec = JS_PACKAGES.setdefault(meta["name"], {"version": meta.get("version"), "license": lic, "chars": 0})
+                rec["chars"] += len(t)
     return docs
 
 
@@ -301,6 +306,7 @@ def main():
     ap.add_argument("--debs", required=True)
     ap.add_argument("--npm", required=True)
     ap.add_argument("--js-node-modules", nargs="+", required=True)
+    ap.add_argument("--js-packages", help="JSON object whose keys are the npm package names allowed as JS/TS sources")
     ap.add_argument("--out", default="training/work/corpus")
     ap.add_argument("--heldout-dir", default="models/moe-lab-tiny/heldout")
     args = ap.parse_args()
@@ -312,7 +318,7 @@ def main():
         "ru": lambda: russian(args.debs, args.npm),
         "zh": lambda: chinese(args.npm),
         "python": python_code,
-        "js": lambda: js_code(args.js_node_modules),
+        "js": lambda: js_code(args.js_node_modules, set(json.load(open(args.js_packages))) if args.js_packages else None),
         "arith": lambda: arithmetic(6000, 1234),
     }
     stats = {}
@@ -344,6 +350,7 @@ def main():
                       "sources": len(srcs) if dom == "js" else srcs}
         print(dom, {k: v for k, v in stats[dom].items() if k != "sources"}, flush=True)
     json.dump(stats, open(f"{args.out}/stats.json", "w"), indent=1, ensure_ascii=False)
+    json.dump(JS_PACKAGES, open(f"{args.out}/js_packages.json", "w"), indent=1, sort_keys=True)
 
 
 if __name__ == "__main__":
