@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuilds the built-in model models/moe-lab-tiny from scratch:
 #   sources -> corpus -> tokenizer -> (tokenizer check) -> training -> export -> evaluation/routing -> samples -> model card.
-# Usage: training/build.sh            (as root; MINUTES=80 sets the training budget in minutes)
+# Usage: training/build.sh            (as root; MINUTES=95 sets the training budget in minutes)
 # Rerunning the same command resumes: finished steps are skipped and training continues from its last checkpoint.
 # Delete training/work/ to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=training/work
-MINUTES="${MINUTES:-80}"
+MINUTES="${MINUTES:-95}"
 PY=/usr/bin/python3
 mkdir -p "$W"
 T0=$(date +%s)

@@ -132,6 +132,10 @@ def main():
     if resumes:
         w(f"- The run was stopped and resumed from its checkpoint {len(resumes)} time(s) ({'; '.join(resumes)}); "
           "the learning-rate schedule follows elapsed training time, and the budget in force at the end is the one given above.")
+    if os.path.exists(f"{W}/run/notes.txt"):
+        for line in open(f"{W}/run/notes.txt"):
+            if line.strip():
+                w("- " + line.strip())
     if timings:
         tot = timings.get("total")
         w("- Wall-clock time of the build steps: " + ", ".join(f"{k} {v/60:.1f} min" for k, v in timings.items() if k != "total") +
@@ -144,12 +148,12 @@ def main():
     w("|---:|---:|---:|" + "---:|" * (len(doms) + 1))
     for r in curve:
         h = r["heldout_ce"]
-        w(f"| {r['min']:.1f} | {r['tokens']/1e6:.2f} | {r.get('train_ce', float('nan')):.3f} | " + " | ".join(f"{h[d]:.2f}" for d in doms) + f" | {h['mean']:.3f} |")
+        w(f"| {r['min']:.1f} | {r['tokens']/1e6:.2f} | {(format(r['train_ce'], '.3f') if 'train_ce' in r else '–')} | " + " | ".join(f"{h[d]:.2f}" for d in doms) + f" | {h['mean']:.3f} |")
     w("")
 
     w("## Held-out loss per domain\n")
     w(f"The exported float16 weights upcast to fp32, computed in {ev['precision']}, over consecutive 256-token windows of each domain's held-out split "
-      f"({min(ev['tokens'].values()):,}–{max(ev['tokens'].values()):,} predicted tokens per domain).\n")
+      + (f"({min(ev['tokens'].values()):,} predicted tokens per domain).\n" if min(ev['tokens'].values()) == max(ev['tokens'].values()) else f"({min(ev['tokens'].values()):,}–{max(ev['tokens'].values()):,} predicted tokens per domain).\n"))
     w("| domain | loss (nats/token) | perplexity | predicted tokens |\n|---|---:|---:|---:|")
     import math
     for d in doms:
