@@ -13,7 +13,7 @@ import { moeExperts, packExperts } from './moe.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
-export const GRAPH_BUILDER_VERSION = 1;
+export const GRAPH_BUILDER_VERSION = 2;
 
 export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
@@ -33,10 +33,10 @@ export const IO = {
   logits: 'logits',
   presentKt: (l: number) => `present_kt.${l}`,
   presentV: (l: number) => `present_v.${l}`,
-  topkIds: 'topk_ids',
-  topkWeights: 'topk_weights',
-  routerLogits: 'router_logits',
-  topkIdsUnbiased: 'topk_ids_unbiased',
+  topkIds: (m: number) => `topk_ids.${m}`,
+  topkWeights: (m: number) => `topk_weights.${m}`,
+  routerLogits: (m: number) => `router_logits.${m}`,
+  topkIdsUnbiased: (m: number) => `topk_ids_unbiased.${m}`,
 } as const;
 
 /** Whether the graph reports the selection without the router's correction bias. */
@@ -124,11 +124,10 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
             const gate = cfg.moe.shared.gated ? b.op('Sigmoid', [linear(b, w, h2, names.sharedGate, D, 1)]) : null; // [T, 1]
             y = b.add(y, gate ? b.mul(gate, sh) : sh);
           }
-          const unsq0 = (t: string) => b.op('Unsqueeze', [t, b.constI64([0])]);
-          ids.push(unsq0(b.op('Cast', [route.ids], { to: ElemType.int32 }))); // [1, T, k]
-          weights.push(unsq0(route.weights)); // [1, T, k]
-          routerLogits.push(unsq0(z)); // [1, T, E]
-          if (route.unbiasedIds) unbiasedIds.push(unsq0(b.op('Cast', [route.unbiasedIds], { to: ElemType.int32 }))); // [1, T, k]
+          ids.push(route.ids); // [T, k] int64
+          weights.push(route.weights); // [T, k]
+          routerLogits.push(z); // [T, E]
+          if (route.unbiasedIds) unbiasedIds.push(route.unbiasedIds); // [T, k] int64
           return y;
         });
       }
@@ -145,16 +144,20 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   else b.op('MatMul', [normed, head], {}, { names: [IO.logits] }); // [N, V]
   b.output(IO.logits, ElemType.float, ['N', V]);
 
-  if (opts.routingOutputs && Lm > 0) {
-    b.op('Concat', ids, { axis: 0 }, { names: [IO.topkIds] }); // [Lm, T, k]
-    b.op('Concat', weights, { axis: 0 }, { names: [IO.topkWeights] }); // [Lm, T, k]
-    b.op('Concat', routerLogits, { axis: 0 }, { names: [IO.routerLogits] }); // [Lm, T, E]
-    b.output(IO.topkIds, ElemType.int32, [Lm, 'T', 'K']);
-    b.output(IO.topkWeights, ElemType.float, [Lm, 'T', 'K']);
-    b.output(IO.routerLogits, ElemType.float, [Lm, 'T', E]);
-    if (unbiasedIds.length > 0) {
-      b.op('Concat', unbiasedIds, { axis: 0 }, { names: [IO.topkIdsUnbiased] }); // [Lm, T, k]
-      b.output(IO.topkIdsUnbiased, ElemType.int32, [Lm, 'T', 'K']);
+  // Routing leaves the graph as one output per MoE layer, straight from the router: joining them
+  // here (casts, unsqueezes, concats) would add nodes to every step for what the host does in a loop.
+  if (opts.routingOutputs) {
+    for (let m = 0; m < Lm; m++) {
+      b.op('Identity', [ids[m]!], {}, { names: [IO.topkIds(m)] });
+      b.op('Identity', [weights[m]!], {}, { names: [IO.topkWeights(m)] });
+      b.op('Identity', [routerLogits[m]!], {}, { names: [IO.routerLogits(m)] });
+      b.output(IO.topkIds(m), ElemType.int64, ['T', 'K']);
+      b.output(IO.topkWeights(m), ElemType.float, ['T', 'K']);
+      b.output(IO.routerLogits(m), ElemType.float, ['T', E]);
+      if (unbiasedIds[m]) {
+        b.op('Identity', [unbiasedIds[m]!], {}, { names: [IO.topkIdsUnbiased(m)] });
+        b.output(IO.topkIdsUnbiased(m), ElemType.int64, ['T', 'K']);
+      }
     }
   }
 }
