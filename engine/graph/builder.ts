@@ -177,6 +177,17 @@ export class GraphBuilder {
     return this.node(op, inputs, attrs, opts)[0]!;
   }
 
+  /**
+   * Gives an existing value a new name (e.g. a graph output's), rewriting its producer and every
+   * consumer, so naming an output costs no Identity node.
+   */
+  rename(value: string, name: string): void {
+    for (const n of this.nodes) {
+      n.output = (n.output ?? []).map((o) => (o === value ? name : o));
+      n.input = (n.input ?? []).map((i) => (i === value ? name : i));
+    }
+  }
+
   // Thin helpers for the ops the model graph uses most; each is one ONNX node.
   matmul(a: string, b: string): string {
     return this.op('MatMul', [a, b]);

@@ -13,7 +13,7 @@ import { moeExperts, packExperts } from './moe.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
-export const GRAPH_BUILDER_VERSION = 2;
+export const GRAPH_BUILDER_VERSION = 3;
 
 export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
@@ -148,14 +148,14 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   // here (casts, unsqueezes, concats) would add nodes to every step for what the host does in a loop.
   if (opts.routingOutputs) {
     for (let m = 0; m < Lm; m++) {
-      b.op('Identity', [ids[m]!], {}, { names: [IO.topkIds(m)] });
-      b.op('Identity', [weights[m]!], {}, { names: [IO.topkWeights(m)] });
-      b.op('Identity', [routerLogits[m]!], {}, { names: [IO.routerLogits(m)] });
+      b.rename(ids[m]!, IO.topkIds(m));
+      b.rename(weights[m]!, IO.topkWeights(m));
+      b.rename(routerLogits[m]!, IO.routerLogits(m));
       b.output(IO.topkIds(m), ElemType.int64, ['T', 'K']);
       b.output(IO.topkWeights(m), ElemType.float, ['T', 'K']);
       b.output(IO.routerLogits(m), ElemType.float, ['T', E]);
       if (unbiasedIds[m]) {
-        b.op('Identity', [unbiasedIds[m]!], {}, { names: [IO.topkIdsUnbiased(m)] });
+        b.rename(unbiasedIds[m]!, IO.topkIdsUnbiased(m));
         b.output(IO.topkIdsUnbiased(m), ElemType.int64, ['T', 'K']);
       }
     }
