@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const b: number[] = [];
   const pa: number[] = [];
   const pb: number[] = [];
-  for (let round = 0; round < 10; round++) {
+  for (let round = 0; round < 20; round++) {
     const first = round % 2 === 0 ? withRouting : plain;
     const second = first === withRouting ? plain : withRouting;
     const [x, y] = [await decodeStepMs(first, 16, 24), await decodeStepMs(second, 16, 24)];
