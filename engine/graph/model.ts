@@ -13,7 +13,7 @@ import { moeExperts, packExperts } from './moe.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
-export const GRAPH_BUILDER_VERSION = 3;
+export const GRAPH_BUILDER_VERSION = 4;
 
 export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
@@ -33,10 +33,10 @@ export const IO = {
   logits: 'logits',
   presentKt: (l: number) => `present_kt.${l}`,
   presentV: (l: number) => `present_v.${l}`,
-  topkIds: (m: number) => `topk_ids.${m}`,
-  topkWeights: (m: number) => `topk_weights.${m}`,
-  routerLogits: (m: number) => `router_logits.${m}`,
-  topkIdsUnbiased: (m: number) => `topk_ids_unbiased.${m}`,
+  topkIds: 'topk_ids',
+  topkWeights: 'topk_weights',
+  routerLogits: 'router_logits',
+  topkIdsUnbiased: 'topk_ids_unbiased',
 } as const;
 
 /** Whether the graph reports the selection without the router's correction bias. */
@@ -144,20 +144,19 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   else b.op('MatMul', [normed, head], {}, { names: [IO.logits] }); // [N, V]
   b.output(IO.logits, ElemType.float, ['N', V]);
 
-  // Routing leaves the graph as one output per MoE layer, straight from the router: joining them
-  // here (casts, unsqueezes, concats) would add nodes to every step for what the host does in a loop.
-  if (opts.routingOutputs) {
-    for (let m = 0; m < Lm; m++) {
-      b.rename(ids[m]!, IO.topkIds(m));
-      b.rename(weights[m]!, IO.topkWeights(m));
-      b.rename(routerLogits[m]!, IO.routerLogits(m));
-      b.output(IO.topkIds(m), ElemType.int64, ['T', 'K']);
-      b.output(IO.topkWeights(m), ElemType.float, ['T', 'K']);
-      b.output(IO.routerLogits(m), ElemType.float, ['T', E]);
-      if (unbiasedIds[m]) {
-        b.rename(unbiasedIds[m]!, IO.topkIdsUnbiased(m));
-        b.output(IO.topkIdsUnbiased(m), ElemType.int64, ['T', 'K']);
-      }
+  // Routing leaves the graph as three outputs whatever the depth: each layer's router values joined
+  // along the token axis ([Lm·T, k], no casts or reshapes), since every output costs a copy and a
+  // tensor object per step, and the host reads them layer-major as [Lm, T, k] for free.
+  if (opts.routingOutputs && Lm > 0) {
+    b.op('Concat', ids, { axis: 0 }, { names: [IO.topkIds] }); // [Lm·T, k] int64
+    b.op('Concat', weights, { axis: 0 }, { names: [IO.topkWeights] }); // [Lm·T, k]
+    b.op('Concat', routerLogits, { axis: 0 }, { names: [IO.routerLogits] }); // [Lm·T, E]
+    b.output(IO.topkIds, ElemType.int64, ['LT', 'K']);
+    b.output(IO.topkWeights, ElemType.float, ['LT', 'K']);
+    b.output(IO.routerLogits, ElemType.float, ['LT', E]);
+    if (unbiasedIds.length > 0) {
+      b.op('Concat', unbiasedIds, { axis: 0 }, { names: [IO.topkIdsUnbiased] }); // [Lm·T, k] int64
+      b.output(IO.topkIdsUnbiased, ElemType.int64, ['LT', 'K']);
     }
   }
 }

@@ -104,8 +104,18 @@ export class KvCache {
     this.len += T;
   }
 
+  /**
+   * Empties the cache for a new sequence. Capacity goes back to one block: padded positions are
+   * still multiplied (then masked), so a cache left at the size of a long run would slow every step
+   * of the next, short one.
+   */
   reset(): void {
     this.len = 0;
-    this.maskBuf.fill(-Infinity);
+    if (this.cap > CACHE_BLOCK) {
+      this.cap = 0;
+      this.grow(CACHE_BLOCK);
+    } else {
+      this.maskBuf.fill(-Infinity);
+    }
   }
 }

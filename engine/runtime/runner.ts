@@ -181,23 +181,17 @@ export class ModelRunner {
 
     let routing: StepRouting | null = null;
     if (this.routingOutputs && Lm > 0) {
-      // Per-layer outputs [T, k] / [T, E] → layer-major [Lm, T, k] / [Lm, T, E].
-      const k = out[IO.topkIds(0)]!.dims[1]!;
-      const ids = new Int32Array(Lm * T * k);
-      const weights = new Float32Array(Lm * T * k);
-      const routerLogits = new Float32Array(Lm * T * E);
-      const unbiased = hasUnbiasedIds(c) ? new Int32Array(Lm * T * k) : null;
-      for (let m = 0; m < Lm; m++) {
-        const layerIds = out[IO.topkIds(m)]!.data as BigInt64Array;
-        for (let i = 0; i < T * k; i++) ids[m * T * k + i] = Number(layerIds[i]!);
-        weights.set(out[IO.topkWeights(m)]!.data as Float32Array, m * T * k);
-        routerLogits.set(out[IO.routerLogits(m)]!.data as Float32Array, m * T * E);
-        if (unbiased) {
-          const u = out[IO.topkIdsUnbiased(m)]!.data as BigInt64Array;
-          for (let i = 0; i < T * k; i++) unbiased[m * T * k + i] = Number(u[i]!);
-        }
-      }
-      routing = { k, ids, weights, routerLogits, ...(unbiased ? { unbiasedIds: unbiased } : {}) };
+      // [Lm·T, k] is already layer-major [Lm, T, k]; ids come as int64.
+      const idsOut = out[IO.topkIds]!;
+      const k = idsOut.dims[1]!;
+      const toInt32 = (x: BigInt64Array) => Int32Array.from(x, Number);
+      routing = {
+        k,
+        ids: toInt32(idsOut.data as BigInt64Array),
+        weights: out[IO.topkWeights]!.data as Float32Array,
+        routerLogits: out[IO.routerLogits]!.data as Float32Array,
+        ...(hasUnbiasedIds(c) ? { unbiasedIds: toInt32(out[IO.topkIdsUnbiased]!.data as BigInt64Array) } : {}),
+      };
     }
     return { logits: out[IO.logits]!.data as Float32Array, routing, ms: performance.now() - t0 };
   }
