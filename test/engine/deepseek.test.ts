@@ -130,8 +130,8 @@ describe('deepseek_v3 on the reference checkpoint', () => {
     const seq = [...prompt, ...tokens.slice(0, -1)];
     runner.reset();
     const full = await runner.step({ ids: seq, logitIndex: [...seq.keys()], routeBias: null, topK: k });
-    runner.reset();
     assert.ok(runner.cache.capacity >= 2 * CACHE_BLOCK, 'the cache grew');
+    runner.reset();
     const V = cfg.vocabSize;
     const T = seq.length;
     for (let i = prompt.length - 1; i < T; i++) {
