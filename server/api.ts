@@ -30,6 +30,7 @@ import type { Logger } from './log.ts';
 import type { ModelRegistry } from './models.ts';
 import { MAX_NOTEBOOK_BYTES, NotebookError, type NotebookStore } from './notebooks/store.ts';
 import type { RunManager } from './runs/manager.ts';
+import type { RunEvent } from './protocol.ts';
 import type { RunStore } from './store/run-store.ts';
 
 export interface ApiContext {
@@ -64,13 +65,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
 
 const formatSchema = z.enum(['parquet', 'jsonl', 'csv']);
 
+/** Every event of a run: the live log while it runs (the store may lag by a flush), else the store. */
+function allEvents(ctx: ApiContext, id: string): RunEvent[] {
+  return ctx.runs.eventsFrom(id, 0, Number.MAX_SAFE_INTEGER)?.events ?? ctx.store.events(id);
+}
+
 /** Runs as routing traces; runs that never produced events are left out. */
 function tracesOf(ctx: ApiContext, ids: readonly string[]): RunTrace[] {
   const traces: RunTrace[] = [];
   for (const id of ids) {
     const run = ctx.store.get(id);
     if (!run) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
-    const events = ctx.runs.eventsFrom(id, 0, 10_000_000)?.events ?? ctx.store.events(id);
+    const events = allEvents(ctx, id);
     if (!events.some((e) => e.t === 'started')) continue;
     const p = run.params;
     traces.push(
@@ -146,9 +152,7 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse,
     if (method === 'GET') {
       const run = ctx.store.get(id);
       if (!run) throw new HttpError(404, 'API_NOT_FOUND', 'no such run');
-      // A live run's latest events may not be persisted yet; the manager has them all.
-      const events = ctx.runs.eventsFrom(id, 0, 1_000_000)?.events ?? ctx.store.events(id);
-      return json(res, 200, { run, events });
+      return json(res, 200, { run, events: allEvents(ctx, id) });
     }
     if (method === 'DELETE') {
       const live = ctx.runs.get(id);

@@ -115,17 +115,8 @@ export function fullNotebook(): Notebook {
   };
 }
 
-/** mulberry32: a small seeded generator, so random cases are the same on every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (the engine's), so random cases are the same on every run. */
+export { seededRandom as seeded } from '../../../engine/generate/sampling';
 
 const ALPHABET = ['a', 'Z', '0', ' ', '\n', '\t', '"', '\\', '<', '>', '&', "'", 'é', '日', '🙂', '\u2028', '#', '*', '_', '`', '{', '}', '[', ']'];
 
