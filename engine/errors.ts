@@ -29,6 +29,8 @@ export const EngineErrorCode = {
   PROVIDER_UNAVAILABLE: 'ENGINE_PROVIDER_UNAVAILABLE',
   /** The runtime's MoE kernel does not compute what the graph contract assumes. */
   KERNEL_MISMATCH: 'ENGINE_KERNEL_MISMATCH',
+  /** The model (weights + KV cache + runtime) needs more memory than this machine has. */
+  MEMORY_BUDGET: 'ENGINE_MEMORY_BUDGET',
   /** The engine (or its worker) was used after dispose, or the worker died. */
   DISPOSED: 'ENGINE_DISPOSED',
   /** onnxruntime raised while creating a session or running a step. */

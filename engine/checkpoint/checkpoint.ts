@@ -69,7 +69,7 @@ function hashedFiles(ckpt: Checkpoint): string[] {
  * SHA-256 over the checkpoint's files (name, size, bytes). Hashing gigabytes takes seconds, so the
  * result is remembered in `cacheDir` keyed by each file's path, size and mtime.
  */
-export async function checkpointHash(ckpt: Checkpoint, cacheDir: string): Promise<string> {
+export async function checkpointHash(ckpt: Checkpoint, cacheDir: string, onProgress?: (done: number, total: number) => void): Promise<string> {
   const files = hashedFiles(ckpt);
   const stamp = files.map((f) => {
     const s = statSync(f);
@@ -83,9 +83,15 @@ export async function checkpointHash(ckpt: Checkpoint, cacheDir: string): Promis
     if (/^[0-9a-f]{64}$/.test(v)) return v;
   }
   const h = createHash('sha256');
+  const total = files.reduce((a, f) => a + statSync(f).size, 0);
+  let done = 0;
   for (const f of files) {
     h.update(`${basename(f)}\0${statSync(f).size}\0`);
-    for await (const chunk of createReadStream(f, { highWaterMark: 4 << 20 })) h.update(chunk as Buffer);
+    for await (const chunk of createReadStream(f, { highWaterMark: 4 << 20 })) {
+      h.update(chunk as Buffer);
+      done += (chunk as Buffer).length;
+      onProgress?.(done, total);
+    }
   }
   const digest = h.digest('hex');
   mkdirSync(memoDir, { recursive: true });

@@ -5,6 +5,7 @@
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
+import type { QuantBits } from './quant.ts';
 
 const { onnx } = onnxProto;
 
@@ -13,6 +14,8 @@ export const ElemType = {
   int32: onnx.TensorProto.DataType.INT32,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
+  uint8: onnx.TensorProto.DataType.UINT8,
+  float16: onnx.TensorProto.DataType.FLOAT16,
 } as const;
 export type ElemType = (typeof ElemType)[keyof typeof ElemType];
 
@@ -24,7 +27,7 @@ export const MS_DOMAIN = 'com.microsoft';
 /** ONNX default-domain opset the graph targets; every op below is used with this version's semantics. */
 export const OPSET = 17;
 
-type TypedData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+type TypedData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
 
 /** Appends tensors to one external-data file, 64-byte aligned so the runtime can read them directly. */
 export class WeightsWriter {
@@ -35,17 +38,24 @@ export class WeightsWriter {
   }
 
   append(data: TypedData): { offset: number; length: number } {
+    return this.appendChunks([data]);
+  }
+
+  /** One tensor written piece by piece (e.g. expert by expert), so it never sits whole in memory. */
+  appendChunks(chunks: Iterable<TypedData>): { offset: number; length: number } {
     const pad = (64 - (this.offset % 64)) % 64;
     if (pad) {
       writeSync(this.fd, new Uint8Array(pad));
       this.offset += pad;
     }
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    let written = 0;
-    while (written < bytes.length) written += writeSync(this.fd, bytes, written, bytes.length - written);
     const at = this.offset;
-    this.offset += bytes.length;
-    return { offset: at, length: bytes.length };
+    for (const data of chunks) {
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      let written = 0;
+      while (written < bytes.length) written += writeSync(this.fd, bytes, written, bytes.length - written);
+      this.offset += bytes.length;
+    }
+    return { offset: at, length: this.offset - at };
   }
 
   get size(): number {
@@ -58,11 +68,13 @@ export class WeightsWriter {
   }
 }
 
+/** The element type a typed array holds unless told otherwise (Uint8Array: uint8, Uint16Array: float16 bits). */
 function elemTypeOf(data: TypedData): ElemType {
   if (data instanceof Float32Array) return ElemType.float;
   if (data instanceof Int32Array) return ElemType.int32;
   if (data instanceof BigInt64Array) return ElemType.int64;
-  return ElemType.bool;
+  if (data instanceof Uint16Array) return ElemType.float16;
+  return ElemType.uint8;
 }
 
 function attribute(name: string, v: AttrValue): onnxProto.onnx.IAttributeProto {
@@ -91,7 +103,14 @@ export class GraphBuilder {
   private scope = '';
   private constCache = new Map<string, string>();
 
-  constructor(private readonly weights: WeightsWriter | null) {}
+  /**
+   * @param quant how large weight matrices are stored: float32 (null) or block-quantized with
+   *   this many bits (graph/quant.ts); layers ask for it through `linear`.
+   */
+  constructor(
+    private readonly weights: WeightsWriter | null,
+    readonly quant: QuantBits | null = null,
+  ) {}
 
   /** Prefix for generated names, so a dumped graph reads "layers.3/attn/…". */
   withScope<T>(scope: string, fn: () => T): T {
@@ -118,8 +137,8 @@ export class GraphBuilder {
   }
 
   /** A named initializer. Large tensors go to the external weights file. */
-  initializer(name: string, data: TypedData, dims: number[]): string {
-    const tensor: onnxProto.onnx.ITensorProto = { name, dims, dataType: elemTypeOf(data) };
+  initializer(name: string, data: TypedData, dims: number[], type: ElemType = elemTypeOf(data)): string {
+    const tensor: onnxProto.onnx.ITensorProto = { name, dims, dataType: type };
     if (this.weights && data.byteLength >= 1024) {
       const { offset, length } = this.weights.append(data);
       tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
@@ -132,6 +151,28 @@ export class GraphBuilder {
       tensor.rawData = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     }
     this.inits.push(tensor);
+    return name;
+  }
+
+  /**
+   * A large initializer produced in pieces, in order, straight into the external weights file.
+   * `byteLength` is checked against what the pieces add up to.
+   */
+  initializerChunks(name: string, type: ElemType, dims: number[], byteLength: number, chunks: Iterable<TypedData>): string {
+    if (!this.weights) throw new Error('initializerChunks needs an external weights file');
+    const { offset, length } = this.weights.appendChunks(chunks);
+    if (length !== byteLength) throw new Error(`${name}: wrote ${length} bytes, expected ${byteLength}`);
+    this.inits.push({
+      name,
+      dims,
+      dataType: type,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: this.weights.fileName },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(length) },
+      ],
+    });
     return name;
   }
 

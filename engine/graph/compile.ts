@@ -1,15 +1,20 @@
 /**
  * Builds a checkpoint's ONNX graph once and caches it on disk, keyed by the checkpoint's content
- * hash, the builder version and the graph variant. A cache entry is a folder holding
+ * hash, the builder version and the graph variant (routing outputs, weight quantization). The
+ * import streams: tensors are read one at a time (experts one expert at a time) and appended to
+ * the external weights file, so it never holds the model in memory. A cache entry is a folder holding
  * `model.onnx` and `weights.bin` (external data), written to a temporary folder and renamed
  * into place, so a crash mid-build never leaves a half-written entry behind.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { checkpointHash, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { GraphBuilder, WeightsWriter } from './builder.ts';
+import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { buildDecoderGraph, GRAPH_BUILDER_VERSION, type GraphOptions } from './model.ts';
+import { quantBits, type QuantMode } from './quant.ts';
+import type { WeightSource } from './weights.ts';
 
 export function defaultCacheDir(): string {
   return process.env['MOE_LAB_CACHE'] ?? join(homedir(), '.cache', 'moe-lab');
@@ -18,23 +23,50 @@ export function defaultCacheDir(): string {
 export interface CompiledGraph {
   readonly modelPath: string;
   readonly hash: string;
+  readonly quant: QuantMode;
+  /** Size of the external weights file: what the session will hold for weights. */
+  readonly weightBytes: number;
   /** True when this call built the graph (false: served from the cache). */
   readonly built: boolean;
 }
 
-export async function compileGraph(ckpt: Checkpoint, opts: GraphOptions, cacheDir = defaultCacheDir()): Promise<CompiledGraph> {
-  const hash = await checkpointHash(ckpt, cacheDir);
-  const variant = opts.routingOutputs ? 'routing' : 'plain';
-  const entry = join(cacheDir, 'graphs', `${hash.slice(0, 24)}-g${GRAPH_BUILDER_VERSION}-${variant}`);
+/** Where an import is: hashing the checkpoint's files, then converting its tensors. */
+export interface ImportProgress {
+  readonly phase: 'hash' | 'convert';
+  /** Checkpoint bytes hashed or converted so far, of `total`. */
+  readonly done: number;
+  readonly total: number;
+  /** The tensor just converted (convert phase). */
+  readonly tensor?: string;
+}
+
+export interface CompileOptions extends GraphOptions {
+  /** How weight matrices are stored (graph/quant.ts); default float32. */
+  readonly quant?: QuantMode;
+  readonly onProgress?: (p: ImportProgress) => void;
+}
+
+/** The cache folder a checkpoint's graph lives in for these options (it may not exist yet). */
+export function graphEntry(hash: string, opts: CompileOptions, cacheDir = defaultCacheDir()): string {
+  const quant = opts.quant ?? 'none';
+  const variant = `${opts.routingOutputs ? 'routing' : 'plain'}${quant === 'none' ? '' : `-${quant}`}`;
+  return join(cacheDir, 'graphs', `${hash.slice(0, 24)}-g${GRAPH_BUILDER_VERSION}-${variant}`);
+}
+
+export async function compileGraph(ckpt: Checkpoint, opts: CompileOptions, cacheDir = defaultCacheDir()): Promise<CompiledGraph> {
+  const quant = opts.quant ?? 'none';
+  const hash = await checkpointHash(ckpt, cacheDir, opts.onProgress ? (done, total) => opts.onProgress!({ phase: 'hash', done, total }) : undefined);
+  const entry = graphEntry(hash, opts, cacheDir);
   const modelPath = join(entry, 'model.onnx');
-  if (existsSync(modelPath)) return { modelPath, hash, built: false };
+  const weightsPath = join(entry, 'weights.bin');
+  if (existsSync(modelPath)) return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: false };
 
   const tmp = `${entry}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
   try {
     const weights = new WeightsWriter(join(tmp, 'weights.bin'), 'weights.bin');
-    const b = new GraphBuilder(weights);
-    buildDecoderGraph(b, ckpt.config, ckpt.tensors, opts);
+    const b = new GraphBuilder(weights, quantBits(quant));
+    buildDecoderGraph(b, ckpt.config, countingSource(ckpt.tensors, opts.onProgress), opts);
     weights.close();
     writeFileSync(join(tmp, 'model.onnx'), b.toModelBytes());
     try {
@@ -48,5 +80,31 @@ export async function compileGraph(ckpt: Checkpoint, opts: GraphOptions, cacheDi
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  return { modelPath, hash, built: true };
+  return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: true };
+}
+
+function fileSize(path: string): number {
+  return existsSync(path) ? statSync(path).size : 0;
+}
+
+/** The checkpoint as the builder reads it, reporting each tensor's bytes as it is converted. */
+function countingSource(t: TensorStore, onProgress: CompileOptions['onProgress']): WeightSource {
+  if (!onProgress) return t;
+  const bytes = (n: string) => t.info(n).end - t.info(n).begin;
+  const total = t.names.reduce((a, n) => a + bytes(n), 0);
+  const seen = new Set<string>();
+  let done = 0;
+  return {
+    has: (n) => t.has(n),
+    read: (n, shape) => {
+      const v = t.read(n, shape);
+      // Tied embeddings are read twice; count each tensor once.
+      if (!seen.has(n)) {
+        seen.add(n);
+        done += bytes(n);
+      }
+      onProgress({ phase: 'convert', done, total, tensor: n });
+      return v;
+    },
+  };
 }

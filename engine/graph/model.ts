@@ -8,8 +8,9 @@ import { ElemType, type GraphBuilder } from './builder.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { attention } from './attention.ts';
 import { mlaAttention } from './mla.ts';
-import { linear, rmsNorm, ropeTables, swigluMlp, transpose2d } from './layers.ts';
-import { moeExperts, packExperts } from './moe.ts';
+import { linear, matMulNBits, rmsNorm, ropeTables, swigluMlp, transpose2d } from './layers.ts';
+import { expertInitializers, moeExperts } from './moe.ts';
+import { DENSE_BITS, quantizeMatrix, toFloat16 } from './quant.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
@@ -19,6 +20,9 @@ export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
   readonly routingOutputs: boolean;
 }
+
+// How weights are stored (float32 or block-quantized) is the builder's setting, `b.quant`: every
+// matrix goes through `linear` or `expertInitializers`, which read it.
 
 /** Graph input and output names, shared with the runner. */
 export const IO = {
@@ -72,7 +76,10 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
 
   // ---- embeddings ---------------------------------------------------------------------------
   const embed = w.read(GLOBAL_NAMES.embed, [V, D]);
-  let x = b.op('Gather', [b.initializer('embed', embed, [V, D]), inputIds]); // [T, D]
+  // Quantized graphs keep the table in float16: a lookup reads one row, so it costs nothing per step.
+  let x = b.quant
+    ? b.op('Cast', [b.op('Gather', [b.initializer('embed.f16', toFloat16(embed), [V, D]), inputIds])], { to: ElemType.float }) // [T, D]
+    : b.op('Gather', [b.initializer('embed', embed, [V, D]), inputIds]); // [T, D]
   // Multipliers of 1 are left out, so architectures without them get the same graph as before.
   const { embedding: embedMul, residual: residualMul, logitDivisor } = cfg.scaling;
   if (embedMul !== 1) x = b.mul(x, b.constF32(embedMul)); // [T, D]
@@ -110,18 +117,16 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
       } else {
         mlp = b.withScope('moe', () => {
           const F = cfg.moe.expertIntermediate;
-          const z = linear(b, w, h2, names.router, D, E); // [T, E]
+          const z = linear(b, w, h2, names.router, D, E, false, true); // [T, E]
           const bias = b.op('Gather', [routeBias, b.op('Squeeze', [b.constI64([m])])], { axis: 0 }); // [E]
           // DeepSeek's correction bias is a weight of the router (selection only).
           const correction = hasUnbiasedIds(cfg) ? b.initializer(names.routerCorrection, w.read(names.routerCorrection, [E]), [E]) : undefined;
           const route = buildRouting(b, cfg.moe.routing, z, bias, topK, correction, opts.routingOutputs);
-          const packed = packExperts(w, names.experts, E, D, F);
-          const fc1 = b.initializer(`layers.${l}.experts.fc1`, packed.fc1, [E, 2 * F, D]);
-          const fc2 = b.initializer(`layers.${l}.experts.fc2`, packed.fc2, [E, D, F]);
-          let y = moeExperts(b, h2, route.ids, route.weights, fc1, fc2, E, z); // [T, D]
+          const experts = expertInitializers(b, w, names.experts, `layers.${l}.experts`, E, D, F);
+          let y = moeExperts(b, h2, route.ids, route.weights, experts, E, z); // [T, D]
           if (cfg.moe.shared) {
             const sh = swigluMlp(b, w, h2, names.shared, D, cfg.moe.shared.intermediate); // [T, D]
-            const gate = cfg.moe.shared.gated ? b.op('Sigmoid', [linear(b, w, h2, names.sharedGate, D, 1)]) : null; // [T, 1]
+            const gate = cfg.moe.shared.gated ? b.op('Sigmoid', [linear(b, w, h2, names.sharedGate, D, 1, false, true)]) : null; // [T, 1]
             y = b.add(y, gate ? b.mul(gate, sh) : sh);
           }
           ids.push(route.ids); // [T, k] int64
@@ -138,10 +143,12 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   // ---- head: only the positions the caller asks for ------------------------------------------
   const picked = b.op('Gather', [x, logitIndex], { axis: 0 }); // [N, D]
   const normed = rmsNorm(b, w, picked, GLOBAL_NAMES.finalNorm, D, cfg.rmsNormEps);
-  const headT = cfg.tieWordEmbeddings ? transpose2d(embed, V, D) : transpose2d(w.read(GLOBAL_NAMES.lmHead, [V, D]), V, D);
-  const head = b.initializer('lm_head.T', headT, [D, V]);
-  if (logitDivisor !== 1) b.op('Div', [b.matmul(normed, head), b.constF32(logitDivisor)], {}, { names: [IO.logits] }); // [N, V]
-  else b.op('MatMul', [normed, head], {}, { names: [IO.logits] }); // [N, V]
+  const headW = cfg.tieWordEmbeddings ? embed : w.read(GLOBAL_NAMES.lmHead, [V, D]); // [V, D]
+  const logits = b.quant
+    ? matMulNBits(b, normed, 'lm_head', quantizeMatrix(headW, V, D, DENSE_BITS)) // [N, V]
+    : b.matmul(normed, b.initializer('lm_head.T', transpose2d(headW, V, D), [D, V])); // [N, V]
+  if (logitDivisor !== 1) b.op('Div', [logits, b.constF32(logitDivisor)], {}, { names: [IO.logits] }); // [N, V]
+  else b.rename(logits, IO.logits);
   b.output(IO.logits, ElemType.float, ['N', V]);
 
   // Routing leaves the graph as three outputs whatever the depth: each layer's router values joined

@@ -1,6 +1,8 @@
 /** Messages between the main thread (engine.ts) and the inference worker (worker.ts). */
 import type { GenerateRequest, GenerationEvent } from '../generate/types.ts';
 import type { EngineErrorCode } from '../errors.ts';
+import type { QuantMode } from '../graph/quant.ts';
+import type { MemoryBudget } from './memory.ts';
 import type { RunnerOptions } from './runner.ts';
 
 export interface ModelInfo {
@@ -15,7 +17,14 @@ export interface ModelInfo {
   readonly vocabSize: number;
   readonly contextLength: number;
   readonly hasTokenizer: boolean;
+  /** How the weights are stored (float32 or block-quantized). */
+  readonly quant: QuantMode;
+  /** What the model needs in memory, worked out before its session was created. */
+  readonly memory: MemoryBudget;
 }
+
+/** Runner options that can cross to the worker (no callbacks). */
+export type EngineOptions = Omit<RunnerOptions, 'onBudget'>;
 
 export interface SerializedError {
   readonly code: EngineErrorCode;
@@ -24,7 +33,7 @@ export interface SerializedError {
 }
 
 export type ToWorker =
-  | { readonly type: 'load'; readonly dir: string; readonly options: RunnerOptions }
+  | { readonly type: 'load'; readonly dir: string; readonly options: EngineOptions }
   | { readonly type: 'generate'; readonly id: number; readonly request: GenerateRequest; readonly cancel: SharedArrayBuffer }
   | { readonly type: 'encode'; readonly id: number; readonly text: string }
   | { readonly type: 'dispose' };

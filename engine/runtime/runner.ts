@@ -11,7 +11,9 @@ import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
 import { hasUnbiasedIds, IO } from '../graph/model.ts';
-import { verifyMoeKernel } from './kernel-check.ts';
+import { quantBits, type QuantMode } from '../graph/quant.ts';
+import { verifyMoeKernel, verifyQuantKernels } from './kernel-check.ts';
+import { checkBudget, memoryBudget, type MemoryBudget } from './memory.ts';
 import { KvCache } from './kv-cache.ts';
 import { stepProfiles, type StepProfile } from './profile.ts';
 import { OrtModel, type ExecutionProvider, type FeedTensor } from './ort.ts';
@@ -24,6 +26,10 @@ export interface RunnerOptions {
   readonly withoutRoutingOutputs?: boolean;
   /** Profile every step so `takeProfile()` can break its time down per layer (slower; see docs). */
   readonly diagnostics?: boolean;
+  /** How weight matrices are stored: float32 (default) or block-quantized int8 / int4. */
+  readonly quant?: QuantMode;
+  /** Told the memory budget before the session is created (after the graph is built or found). */
+  readonly onBudget?: (b: MemoryBudget) => void;
 }
 
 export interface StepRequest {
@@ -68,6 +74,8 @@ export class ModelRunner {
     readonly hash: string,
     private model: OrtModel,
     readonly routingOutputs: boolean,
+    readonly quant: QuantMode,
+    readonly memory: MemoryBudget,
     private readonly reopen: () => Promise<OrtModel>,
     private readonly profileDir: string | null,
   ) {
@@ -79,9 +87,15 @@ export class ModelRunner {
   static async load(dir: string | Checkpoint, opts: RunnerOptions = {}): Promise<ModelRunner> {
     const ckpt = typeof dir === 'string' ? openCheckpoint(dir) : dir;
     const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const quant = opts.quant ?? 'none';
     await verifyMoeKernel(cacheDir);
+    const bits = quantBits(quant);
+    if (bits) await verifyQuantKernels(cacheDir, bits);
     const routingOutputs = !opts.withoutRoutingOutputs;
-    const graph = await compileGraph(ckpt, { routingOutputs }, cacheDir);
+    const graph = await compileGraph(ckpt, { routingOutputs, quant }, cacheDir);
+    const budget = memoryBudget(ckpt.config, graph.weightBytes);
+    opts.onBudget?.(budget);
+    checkBudget(budget, quant);
     const profileDir = opts.diagnostics ? mkdtempSync(join(tmpdir(), 'moe-lab-profile-')) : null;
     const open = () =>
       OrtModel.create(graph.modelPath, {
@@ -89,7 +103,7 @@ export class ModelRunner {
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
         ...(profileDir ? { profilePrefix: join(profileDir, 'steps') } : {}),
       });
-    return new ModelRunner(ckpt, graph.hash, await open(), routingOutputs, open, profileDir);
+    return new ModelRunner(ckpt, graph.hash, await open(), routingOutputs, quant, budget, open, profileDir);
   }
 
   get diagnostics(): boolean {

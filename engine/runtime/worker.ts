@@ -37,6 +37,8 @@ function info(r: ModelRunner): ModelInfo {
     vocabSize: c.vocabSize,
     contextLength: c.maxPositions,
     hasTokenizer: r.ckpt.tokenizer !== null,
+    quant: r.quant,
+    memory: r.memory,
   };
 }
 

@@ -1,0 +1,176 @@
+/**
+ * Block-wise symmetric weight quantization, in the layout onnxruntime's `MatMulNBits` and `QMoE`
+ * read: a weight [N, K] (HF's [out, in]) is quantized row by row along K in blocks of `blockSize`;
+ * each block keeps one float32 scale and stores q = round(w / scale) + 2^(bits-1), the zero point
+ * both kernels assume when none is given (q - 2^(bits-1) spans -8…7 or -128…127). Int4 packs two values per byte, the even index in the
+ * low nibble. K that is not a multiple of the block is zero-padded to one.
+ *
+ * Pure functions over typed arrays, so the import can quantize one expert at a time straight
+ * into the layer's output buffer.
+ */
+export type QuantBits = 4 | 8;
+export type QuantMode = 'none' | 'int8' | 'int4';
+
+export const QUANT_MODES: readonly QuantMode[] = ['none', 'int8', 'int4'];
+
+export function quantBits(mode: QuantMode): QuantBits | null {
+  return mode === 'int8' ? 8 : mode === 'int4' ? 4 : null;
+}
+
+/**
+ * Matrices outside the routed experts (attention, dense and shared MLPs, output head) are int8 in
+ * both modes: they are a small share of an MoE's weights, and at int4 the output head alone cost
+ * the built-in model greedy tokens. The experts take the mode's bits.
+ */
+export const DENSE_BITS: QuantBits = 8;
+
+/** Block size used for every quantized weight; 32 keeps int4 routing agreement high (tests state it). */
+export const QUANT_BLOCK = 32;
+
+export interface QuantLayout {
+  readonly bits: QuantBits;
+  readonly blockSize: number;
+  /** Blocks per row (K padded up to a whole block). */
+  readonly blocksPerRow: number;
+  /** Bytes of packed values per row. */
+  readonly bytesPerRow: number;
+}
+
+export function quantLayout(k: number, bits: QuantBits, blockSize = QUANT_BLOCK): QuantLayout {
+  const blocksPerRow = Math.ceil(k / blockSize);
+  return { bits, blockSize, blocksPerRow, bytesPerRow: (blocksPerRow * blockSize * bits) / 8 };
+}
+
+/**
+ * Per block, the scale maps the largest-magnitude value onto the end of the range that has room
+ * for it (-2^(b-1) for a negative one, 2^(b-1)-1 for a positive one). At 4 bits a few slightly
+ * smaller scales are tried as well (clipping the extreme value) and the one with the least squared
+ * error kept: on the built-in model this lowers int4's relative weight error from 9.8 % to 8.8 %.
+ */
+const INT4_SCALE_STEPS = [1, 0.95, 0.9, 0.85];
+
+/**
+ * Quantizes `rows` rows of length k from `w` (row-major) into `data` / `scales`, starting at row
+ * `rowOffset` of the destination (so experts can be written one after another).
+ */
+export function quantizeRowsInto(
+  w: Float32Array,
+  rows: number,
+  k: number,
+  lay: QuantLayout,
+  data: Uint8Array,
+  scales: Float32Array,
+  rowOffset = 0,
+): void {
+  const { bits, blockSize, blocksPerRow, bytesPerRow } = lay;
+  const lo = -(1 << (bits - 1)); // -8 / -128
+  const hi = (1 << (bits - 1)) - 1; // 7 / 127
+  const zero = 1 << (bits - 1);
+  const steps = bits === 4 ? INT4_SCALE_STEPS : [1];
+  for (let r = 0; r < rows; r++) {
+    const src = r * k;
+    const dstRow = (rowOffset + r) * bytesPerRow;
+    for (let blk = 0; blk < blocksPerRow; blk++) {
+      const start = src + blk * blockSize;
+      const end = src + Math.min((blk + 1) * blockSize, k);
+      let extreme = 0;
+      for (let i = start; i < end; i++) if (Math.abs(w[i]!) > Math.abs(extreme)) extreme = w[i]!;
+      // Scales are what the kernels read back, so they are float32 before anything is rounded with them.
+      const base = Math.fround(extreme < 0 ? -extreme / -lo : extreme / hi);
+      let scale = base;
+      if (steps.length > 1 && base > 0) {
+        let best = Infinity;
+        for (const f of steps) {
+          const s = Math.fround(base * f);
+          let err = 0;
+          for (let i = start; i < end; i++) {
+            const q = Math.max(lo, Math.min(hi, Math.round(w[i]! / s)));
+            err += (w[i]! - q * s) ** 2;
+          }
+          if (err < best) {
+            best = err;
+            scale = s;
+          }
+        }
+      }
+      scales[(rowOffset + r) * blocksPerRow + blk] = scale;
+      for (let j = 0; j < blockSize; j++) {
+        const i = start + j;
+        // Padding beyond k quantizes 0, i.e. the zero point.
+        const q = (i < end && scale > 0 ? Math.max(lo, Math.min(hi, Math.round(w[i]! / scale))) : 0) + zero;
+        const at = blk * blockSize + j;
+        if (bits === 8) data[dstRow + at] = q;
+        else {
+          const byte = dstRow + (at >> 1);
+          data[byte] = at & 1 ? (data[byte]! & 0x0f) | (q << 4) : (data[byte]! & 0xf0) | q;
+        }
+      }
+    }
+  }
+}
+
+export interface QuantizedMatrix {
+  readonly layout: QuantLayout;
+  readonly rows: number;
+  readonly k: number;
+  readonly data: Uint8Array;
+  readonly scales: Float32Array;
+}
+
+export function quantizeMatrix(w: Float32Array, rows: number, k: number, bits: QuantBits, blockSize = QUANT_BLOCK): QuantizedMatrix {
+  const layout = quantLayout(k, bits, blockSize);
+  const data = new Uint8Array(rows * layout.bytesPerRow);
+  const scales = new Float32Array(rows * layout.blocksPerRow);
+  quantizeRowsInto(w, rows, k, layout, data, scales);
+  return { layout, rows, k, data, scales };
+}
+
+/** The float weights a quantized matrix stands for (what the kernels compute with). */
+export function dequantizeMatrix(m: QuantizedMatrix): Float32Array {
+  const { bits, blockSize, blocksPerRow, bytesPerRow } = m.layout;
+  const zero = 1 << (bits - 1);
+  const out = new Float32Array(m.rows * m.k);
+  for (let r = 0; r < m.rows; r++) {
+    for (let i = 0; i < m.k; i++) {
+      const byte = m.data[r * bytesPerRow + (bits === 8 ? i : i >> 1)]!;
+      const q = bits === 8 ? byte : i & 1 ? byte >> 4 : byte & 0x0f;
+      out[r * m.k + i] = (q - zero) * m.scales[r * blocksPerRow + Math.floor(i / blockSize)]!;
+    }
+  }
+  return out;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 → IEEE half bits, round to nearest even (subnormals kept, overflow → ±inf). */
+export function floatToHalf(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / NaN
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // underflows to ±0
+    mant |= 0x800000; // implicit leading one, then shift into a subnormal
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let h = mant >>> shift;
+    if (rest > half || (rest === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // may carry into the exponent, which is right
+  return sign | h;
+}
+
+export function toFloat16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]!);
+  return out;
+}

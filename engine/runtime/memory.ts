@@ -1,0 +1,85 @@
+/**
+ * The memory a model will need, worked out before anything large is loaded: weights as the graph
+ * stores them (float32, or block-quantized), one KV cache at full context, and the runtime's own
+ * working memory. Printed by `moe-lab import` and checked by the runner before a session is made,
+ * so a model that cannot fit fails with a clear error instead of the machine swapping or the
+ * process being killed.
+ */
+import { totalmem } from 'node:os';
+import type { ModelConfig } from '../checkpoint/config.ts';
+import type { TensorStore } from '../checkpoint/safetensors.ts';
+import { EngineError, EngineErrorCode } from '../errors.ts';
+import { DENSE_BITS, QUANT_BLOCK, quantBits, type QuantMode } from '../graph/quant.ts';
+
+export interface MemoryBudget {
+  /** Bytes of weights the session holds. */
+  readonly weights: number;
+  /** One sequence's KV cache grown to the full context (float32). */
+  readonly kvCache: number;
+  /** The runtime's arenas and activations for a 512-token prefill (an estimate). */
+  readonly runtime: number;
+  readonly total: number;
+  /** This machine's memory. */
+  readonly machine: number;
+}
+
+const GiB = 1024 ** 3;
+
+export function formatBytes(n: number): string {
+  return n >= GiB ? `${(n / GiB).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/** Bytes of a [rows, k] matrix stored block-quantized (packed values + one float32 scale per block). */
+function quantizedBytes(rows: number, k: number, bits: number): number {
+  const blocks = Math.ceil(k / QUANT_BLOCK);
+  return rows * blocks * ((QUANT_BLOCK * bits) / 8 + 4);
+}
+
+/**
+ * Weight bytes the graph will hold for this checkpoint, from tensor shapes alone (nothing is read):
+ * float32 everything, or — quantized — experts at the mode's bits, other matrices int8, routers
+ * float32, the embedding table float16. Tied embeddings count twice (table and output head).
+ */
+export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quant: QuantMode): number {
+  const bits = quantBits(quant);
+  let bytes = 0;
+  for (const name of tensors.names) {
+    const shape = tensors.info(name).shape;
+    const n = shape.reduce((a, b) => a * b, 1);
+    const isRouter = /\.(gate|router\.layer|shared_expert_gate)\.weight$/.test(name);
+    const isExpert = /\.experts\.\d+\.|\.(input|output)_linear\.weight$/.test(name);
+    const k = shape[shape.length - 1]!;
+    if (!bits || shape.length < 2 || isRouter) bytes += n * 4;
+    else if (name === 'model.embed_tokens.weight') bytes += n * 2;
+    else bytes += quantizedBytes(n / k, k, isExpert ? bits : DENSE_BITS);
+  }
+  if (cfg.tieWordEmbeddings) bytes += bits ? quantizedBytes(cfg.vocabSize, cfg.hiddenSize, DENSE_BITS) : cfg.vocabSize * cfg.hiddenSize * 4;
+  return bytes;
+}
+
+export function memoryBudget(cfg: ModelConfig, weightBytes: number): MemoryBudget {
+  const kvCache = cfg.numLayers * cfg.numKvHeads * (cfg.headDim + cfg.vHeadDim) * cfg.maxPositions * 4;
+  // Activations of the largest step (a 512-token prefill): a few [T, max(D, 2F·k, V)] float buffers,
+  // plus the arena and thread pools onnxruntime keeps; 256 MiB covers the latter on every model measured.
+  const T = Math.min(512, cfg.maxPositions);
+  const widest = Math.max(cfg.hiddenSize, 2 * cfg.moe.expertIntermediate * cfg.moe.topK, cfg.vocabSize / 8);
+  const runtime = 256 * 1024 ** 2 + 8 * T * widest * 4;
+  return { weights: weightBytes, kvCache, runtime, total: weightBytes + kvCache + runtime, machine: totalmem() };
+}
+
+export function describeBudget(b: MemoryBudget): string {
+  return (
+    `memory budget: weights ${formatBytes(b.weights)} + KV cache at full context ${formatBytes(b.kvCache)}` +
+    ` + runtime ~${formatBytes(b.runtime)} = ${formatBytes(b.total)} (this machine has ${formatBytes(b.machine)})`
+  );
+}
+
+/** Refuses a model that cannot fit in this machine's memory, naming the way out. */
+export function checkBudget(b: MemoryBudget, quant: QuantMode): void {
+  if (b.total <= b.machine) return;
+  const hint = quant === 'int4' ? '' : ` (try --quant ${quant === 'none' ? 'int8 or int4' : 'int4'})`;
+  throw new EngineError(EngineErrorCode.MEMORY_BUDGET, `${describeBudget(b)}: the model does not fit${hint}`, {
+    needed: b.total,
+    machine: b.machine,
+  });
+}

@@ -1,0 +1,70 @@
+/**
+ * The mixtral reference fixture scaled up: the same architecture settings (8 experts, top-2, rope
+ * θ 10⁴, eps 1e-5, vocabulary 256, two query heads per KV head) at widths where block
+ * quantization means something (hidden 512, expert intermediate 512, 4 layers), with weights made
+ * the way the fixture's were: N(0, 0.02) for matrices and embeddings, ones for norms, then
+ * N(0, 0.1) noise on every parameter. Written once per cache folder.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSafetensors, type TensorDecl } from '../../engine/checkpoint/safetensors-writer.ts';
+import { seededRandom } from '../../engine/generate/sampling.ts';
+import { fixtureDir } from './fixtures.ts';
+
+export const SCALED = { layers: 4, hidden: 512, heads: 8, kvHeads: 4, experts: 8, topK: 2, ffn: 512, vocab: 256 } as const;
+
+export async function scaledMixtral(cacheDir: string): Promise<string> {
+  const s = SCALED;
+  const dir = join(cacheDir, 'checkpoints', `mixtral-fixture-scaled-L${s.layers}-d${s.hidden}-F${s.ffn}`);
+  if (existsSync(join(dir, 'model.safetensors'))) return dir;
+  mkdirSync(dir, { recursive: true });
+  const dh = s.hidden / s.heads;
+  const decls: TensorDecl[] = [
+    { name: 'model.embed_tokens.weight', dtype: 'F32', shape: [s.vocab, s.hidden] },
+    { name: 'model.norm.weight', dtype: 'F32', shape: [s.hidden] },
+    { name: 'lm_head.weight', dtype: 'F32', shape: [s.vocab, s.hidden] },
+  ];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    decls.push(
+      { name: `${p}.input_layernorm.weight`, dtype: 'F32', shape: [s.hidden] },
+      { name: `${p}.post_attention_layernorm.weight`, dtype: 'F32', shape: [s.hidden] },
+      { name: `${p}.self_attn.q_proj.weight`, dtype: 'F32', shape: [s.heads * dh, s.hidden] },
+      { name: `${p}.self_attn.k_proj.weight`, dtype: 'F32', shape: [s.kvHeads * dh, s.hidden] },
+      { name: `${p}.self_attn.v_proj.weight`, dtype: 'F32', shape: [s.kvHeads * dh, s.hidden] },
+      { name: `${p}.self_attn.o_proj.weight`, dtype: 'F32', shape: [s.hidden, s.heads * dh] },
+      { name: `${p}.block_sparse_moe.gate.weight`, dtype: 'F32', shape: [s.experts, s.hidden] },
+    );
+    for (let e = 0; e < s.experts; e++) {
+      const q = `${p}.block_sparse_moe.experts.${e}`;
+      decls.push(
+        { name: `${q}.w1.weight`, dtype: 'F32', shape: [s.ffn, s.hidden] },
+        { name: `${q}.w3.weight`, dtype: 'F32', shape: [s.ffn, s.hidden] },
+        { name: `${q}.w2.weight`, dtype: 'F32', shape: [s.hidden, s.ffn] },
+      );
+    }
+  }
+  const random = seededRandom(2024);
+  // Box–Muller: two uniforms → one standard normal.
+  const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  await writeSafetensors(join(dir, 'model.safetensors'), decls, (d) => {
+    const n = d.shape.reduce((a, b) => a * b, 1);
+    if (d.name.endsWith('norm.weight')) return Float32Array.from({ length: n }, () => 1 + 0.1 * normal());
+    // The fixture's N(0, 0.1) noise at fan-in 64, kept at the same gain per layer for wider inputs.
+    const noise = d.name.includes('embed') ? 0.1 : 0.1 * Math.sqrt(64 / d.shape[1]!);
+    return Float32Array.from({ length: n }, () => 0.02 * normal() + noise * normal());
+  });
+  const config = JSON.parse(readFileSync(join(fixtureDir('mixtral'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  Object.assign(config, {
+    hidden_size: s.hidden,
+    intermediate_size: s.ffn,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    num_key_value_heads: s.kvHeads,
+    num_local_experts: s.experts,
+    num_experts_per_tok: s.topK,
+    vocab_size: s.vocab,
+  });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  return dir;
+}
