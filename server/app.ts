@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { handleApi, type ApiContext } from './api.ts';
 import { consoleLogger, type Logger } from './log.ts';
+import type { QuantMode } from '../engine/graph/quant.ts';
 import { ModelRegistry } from './models.ts';
 import type { NotebookStore } from './notebooks/store.ts';
 import type { Limits } from './protocol.ts';
@@ -48,6 +49,8 @@ export interface ServerOptions {
   readonly log?: Logger;
   readonly appVersion?: string;
   readonly heartbeatMs?: number;
+  /** Weight storage for every model this server loads (default float32). */
+  readonly quant?: QuantMode;
   readonly threads?: number;
 }
 
@@ -100,7 +103,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const store = new RunStore(opts.dataDir);
   const interrupted = store.markInterrupted();
   if (interrupted > 0) log.info(`marked ${interrupted} run(s) from the previous process as interrupted`);
-  const models = new ModelRegistry(opts.modelDirs, opts.threads !== undefined ? { threads: opts.threads } : {});
+  const models = new ModelRegistry(opts.modelDirs, {
+    ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    ...(opts.quant ? { quant: opts.quant } : {}),
+  });
   const runs = new RunManager(store, models, limits, log);
   const app = opts.appVersion ?? '0.1.0';
   const connections = new Set<Connection>();

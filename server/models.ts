@@ -4,8 +4,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { Engine, type ModelInfo } from '../engine/engine.ts';
-import type { RunnerOptions } from '../engine/runtime/runner.ts';
+import { Engine, type EngineOptions, type ModelInfo } from '../engine/engine.ts';
 import type { ModelSummary } from './protocol.ts';
 
 interface Entry {
@@ -17,7 +16,7 @@ interface Entry {
 export class ModelRegistry {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(dirs: readonly string[], private readonly options: RunnerOptions = {}) {
+  constructor(dirs: readonly string[], private readonly options: EngineOptions = {}) {
     for (const d of dirs) {
       const dir = resolve(d);
       if (!this.entries.has(basename(dir))) this.entries.set(basename(dir), { dir, engine: null, info: null });

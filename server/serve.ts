@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseQuant } from '../engine/cli/import.ts';
 import { startServer, type RequestHandler } from './app.ts';
 import { consoleLogger } from './log.ts';
 import { ModelRegistry } from './models.ts';
@@ -16,12 +17,14 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_PORT = 8787;
 
 export const SERVE_USAGE = `moe-lab serve [--port N] [--host ADDR --allow-remote] [--engine-only]
-  [--model DIR]... [--models-dir DIR] [--data-dir DIR] [--notebooks DIR] [--allow-origin URL]...
+  [--model DIR]... [--models-dir DIR] [--quant none|int8|int4] [--data-dir DIR] [--notebooks DIR]
+  [--allow-origin URL]...
 
   Serves MoE Lab on http://127.0.0.1:${DEFAULT_PORT} and prints a URL carrying the access token.
   --engine-only  the WebSocket/REST engine server without the web app (e.g. on a GPU host);
                  allow the app's origin with --allow-origin http://127.0.0.1:PORT.
-  Models: every checkpoint folder in --models-dir (default: the built-in models) plus each --model.
+  Models: every checkpoint folder in --models-dir (default: the built-in models) plus each --model;
+  --quant runs them with block-quantized weights (for checkpoints larger than memory in float32).
   Runs are stored under --data-dir (default ~/.moe-lab/data), notebooks under --notebooks
   (default ~/.moe-lab/notebooks).`;
 
@@ -64,6 +67,7 @@ export async function runServe(argv: string[]): Promise<void> {
       'engine-only': { type: 'boolean', default: false },
       model: { type: 'string', multiple: true },
       'models-dir': { type: 'string' },
+      quant: { type: 'string' },
       'data-dir': { type: 'string' },
       notebooks: { type: 'string' },
       'allow-origin': { type: 'string', multiple: true },
@@ -78,6 +82,7 @@ export async function runServe(argv: string[]): Promise<void> {
     throw new Error(`refusing to listen on ${host}: pass --allow-remote to expose MoE Lab beyond this machine`);
   }
   if (!loopback) log.warn(`listening on ${host}: anyone who can reach this address and has the token can run models and read notebooks`);
+  const quant = parseQuant(values.quant);
   const port = values.port !== undefined ? Number(values.port) : DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0–65535, got ${values.port}`);
 
@@ -98,6 +103,7 @@ export async function runServe(argv: string[]): Promise<void> {
     notebooks,
     ui: engineOnly ? null : await nextHandler(),
     extraOrigins: values['allow-origin'] ?? [],
+    quant,
     log,
   });
   process.stdout.write(

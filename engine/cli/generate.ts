@@ -7,17 +7,20 @@ import { Engine } from '../engine.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { parseExpertList } from '../generate/interventions.ts';
 import type { GenerateRequest, GenerationEvent } from '../generate/types.ts';
+import type { QuantMode } from '../graph/quant.ts';
 import type { ExecutionProvider } from '../runtime/ort.ts';
+import { parseQuant } from './import.ts';
 
 export const GENERATE_USAGE = `moe-lab generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3)
   [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k-sampling K] [--seed S]
   [--stop TEXT]... [--ban L:E,...] [--force L:E,...] [--experts-per-token K]
-  [--provider cpu|cuda|webgpu] [--json] [--diagnostics]
+  [--provider cpu|cuda|webgpu] [--quant none|int8|int4] [--json] [--diagnostics]
 
   Greedy unless --temperature is given. L is a model layer index or * for every MoE layer.
   --json prints one JSON object per position (prompt first), once its routing is known:
   {"index","id","text","phase","routing":[{"layer","ids","weights"}],"ms"}
-  --diagnostics profiles every step and prints per-layer time (attention, MLP) to stderr.`;
+  --diagnostics profiles every step and prints per-layer time (attention, MLP) to stderr.
+  --quant runs block-quantized weights (built on first use; see moe-lab import).`;
 
 /** Mean per-layer milliseconds over decode steps (and the prefill on its own line). */
 export function formatProfile(steps: Extract<GenerationEvent, { type: 'profile' }>['steps']): string {
@@ -44,7 +47,10 @@ function num(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
-export function parseGenerateArgs(argv: string[], defaultModel: string): { model: string; request: GenerateRequest; json: boolean; provider: ExecutionProvider; diagnostics: boolean } {
+export function parseGenerateArgs(
+  argv: string[],
+  defaultModel: string,
+): { model: string; request: GenerateRequest; json: boolean; provider: ExecutionProvider; diagnostics: boolean; quant: QuantMode } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -61,6 +67,7 @@ export function parseGenerateArgs(argv: string[], defaultModel: string): { model
       force: { type: 'string' },
       'experts-per-token': { type: 'string' },
       provider: { type: 'string' },
+      quant: { type: 'string' },
       json: { type: 'boolean', default: false },
       diagnostics: { type: 'boolean', default: false },
     },
@@ -101,12 +108,19 @@ export function parseGenerateArgs(argv: string[], defaultModel: string): { model
       ...(expertsPerToken !== undefined ? { topK: expertsPerToken } : {}),
     },
   };
-  return { model: values.model ?? defaultModel, request, json: values.json ?? false, provider, diagnostics: values.diagnostics ?? false };
+  return {
+    model: values.model ?? defaultModel,
+    request,
+    json: values.json ?? false,
+    provider,
+    diagnostics: values.diagnostics ?? false,
+    quant: parseQuant(values.quant),
+  };
 }
 
 export async function runGenerate(argv: string[], defaultModel: string, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<void> {
   const args = parseGenerateArgs(argv, defaultModel);
-  const engine = await Engine.load(args.model, { provider: args.provider, diagnostics: args.diagnostics });
+  const engine = await Engine.load(args.model, { provider: args.provider, diagnostics: args.diagnostics, quant: args.quant });
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);

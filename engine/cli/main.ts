@@ -6,6 +6,7 @@ import { AnalysisError } from '../analysis/errors.ts';
 import { EngineError } from '../errors.ts';
 import { ANALYZE_USAGE, runAnalyze } from './analyze.ts';
 import { GENERATE_USAGE, runGenerate } from './generate.ts';
+import { IMPORT_USAGE, runImport } from './import.ts';
 import { runTrace, TRACE_USAGE } from './trace.ts';
 
 /** The model that ships with MoE Lab. */
@@ -17,6 +18,7 @@ export const ENGINE_COMMANDS: Record<string, { usage: string; run: Command }> = 
   generate: { usage: GENERATE_USAGE, run: (argv) => runGenerate(argv, BUILTIN_MODEL) },
   trace: { usage: TRACE_USAGE, run: (argv) => runTrace(argv, BUILTIN_MODEL) },
   analyze: { usage: ANALYZE_USAGE, run: async (argv) => void (await runAnalyze(argv)) },
+  import: { usage: IMPORT_USAGE, run: async (argv) => void (await runImport(argv)) },
 };
 
 /** Runs a command, printing `error [CODE]: message` and exiting 2 on failure. */

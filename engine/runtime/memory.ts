@@ -53,6 +53,7 @@ export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quan
     else if (name === 'model.embed_tokens.weight') bytes += n * 2;
     else bytes += quantizedBytes(n / k, k, isExpert ? bits : DENSE_BITS);
   }
+  bytes += 2 * cfg.maxPositions * cfg.ropeDim * 4; // the graph's rotary cos/sin tables
   if (cfg.tieWordEmbeddings) bytes += bits ? quantizedBytes(cfg.vocabSize, cfg.hiddenSize, DENSE_BITS) : cfg.vocabSize * cfg.hiddenSize * 4;
   return bytes;
 }

@@ -1,0 +1,82 @@
+/**
+ * `moe-lab import DIR --quant none|int8|int4`: converts a Hugging Face checkpoint into the cached
+ * graph the engine runs, ahead of time. Prints the memory budget before anything is converted,
+ * progress while it hashes and converts (tensor by tensor; the import never holds the model), and
+ * where the graph went, its size, the time taken and the import's own peak memory.
+ */
+import { parseArgs } from 'node:util';
+import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { EngineError, EngineErrorCode } from '../errors.ts';
+import { compileGraph, defaultCacheDir, type ImportProgress } from '../graph/compile.ts';
+import { QUANT_MODES, type QuantMode } from '../graph/quant.ts';
+import { describeBudget, estimateWeightBytes, formatBytes, memoryBudget } from '../runtime/memory.ts';
+
+export const IMPORT_USAGE = `moe-lab import DIR [--quant none|int8|int4] [--cache DIR] [--plain]
+
+  Builds DIR's graph into the cache (default $MOE_LAB_CACHE or ~/.cache/moe-lab) so the first
+  generation starts at once. --quant int8|int4 stores the experts block-quantized (other matrices
+  int8, routers float32). --plain builds the graph without routing outputs (benchmarks only).`;
+
+export function parseQuant(v: string | undefined): QuantMode {
+  const q = v ?? 'none';
+  if (!(QUANT_MODES as readonly string[]).includes(q)) {
+    throw new EngineError(EngineErrorCode.BAD_CONFIG, `--quant must be one of ${QUANT_MODES.join(', ')}, got '${q}'`);
+  }
+  return q as QuantMode;
+}
+
+/** Peak resident memory of this process so far (bytes). */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+export interface ImportResult {
+  readonly modelPath: string;
+  readonly weightBytes: number;
+  readonly seconds: number;
+  readonly peakRssBytes: number;
+  readonly built: boolean;
+}
+
+export async function runImport(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<ImportResult> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { quant: { type: 'string' }, cache: { type: 'string' }, plain: { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length !== 1) throw new EngineError(EngineErrorCode.MISSING_FILE, 'give one checkpoint folder: moe-lab import DIR');
+  const quant = parseQuant(values.quant);
+  const cacheDir = values.cache ?? defaultCacheDir();
+  const t0 = performance.now();
+  const ckpt = openCheckpoint(positionals[0]!);
+  const c = ckpt.config;
+  out.write(
+    `${ckpt.id}: ${c.modelType}, ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.moe.numExperts} experts of ${c.moe.expertIntermediate}, top-${c.moe.topK}, vocab ${c.vocabSize}\n`,
+  );
+  out.write(`${describeBudget(memoryBudget(c, estimateWeightBytes(c, ckpt.tensors, quant)))} [estimated, --quant ${quant}]\n`);
+
+  const isTty = 'isTTY' in err && err.isTTY === true;
+  let lastPrint = 0;
+  let lastPhase = '';
+  const progress = (p: ImportProgress) => {
+    const now = performance.now();
+    const finished = p.done === p.total;
+    if (!finished && now - lastPrint < (isTty ? 100 : 2000) && p.phase === lastPhase) return;
+    lastPrint = now;
+    lastPhase = p.phase;
+    const pct = p.total > 0 ? (100 * p.done) / p.total : 100;
+    const bar = '#'.repeat(Math.round(pct / 5)).padEnd(20, '.');
+    const line = `${p.phase === 'hash' ? 'hashing   ' : 'converting'} [${bar}] ${pct.toFixed(1).padStart(5)} % ${formatBytes(p.done)} / ${formatBytes(p.total)}${p.tensor ? `  ${p.tensor}` : ''}`;
+    err.write(isTty ? `\r${line.slice(0, 160).padEnd(160)}${finished ? '\n' : ''}` : `${line}\n`);
+  };
+  const graph = await compileGraph(ckpt, { routingOutputs: !values.plain, quant, onProgress: progress }, cacheDir);
+  const seconds = (performance.now() - t0) / 1000;
+  const peak = peakRss();
+  out.write(
+    `${graph.built ? 'built' : 'already cached'}: ${graph.modelPath}\n` +
+      `weights ${formatBytes(graph.weightBytes)} (${quant}); ${describeBudget(memoryBudget(c, graph.weightBytes))}\n` +
+      `import took ${seconds.toFixed(1)} s, peak memory of the import ${formatBytes(peak)}\n`,
+  );
+  return { modelPath: graph.modelPath, weightBytes: graph.weightBytes, seconds, peakRssBytes: peak, built: graph.built };
+}

@@ -1,0 +1,74 @@
+/**
+ * `moe-lab import`: converts a checkpoint into the cached graph ahead of time, printing the memory
+ * budget first and progress while it works; the engine then loads that graph without rebuilding.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, describe, it } from 'node:test';
+import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
+import { runImport } from '../../engine/cli/import.ts';
+import { EngineErrorCode } from '../../engine/errors.ts';
+import { estimateWeightBytes } from '../../engine/runtime/memory.ts';
+import { ModelRunner } from '../../engine/runtime/runner.ts';
+import { testCacheDir } from '../helpers/cache.ts';
+import { REPO_ROOT } from '../helpers/fixtures.ts';
+import { scaledMixtral } from '../helpers/scaled-mixtral.ts';
+
+function capture(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+describe('moe-lab import', () => {
+  const cache = mkdtempSync(join(tmpdir(), 'moe-lab-import-'));
+  after(() => rmSync(cache, { recursive: true, force: true }));
+
+  it('prints the memory budget, then progress, and writes the graph the engine then loads as is', async () => {
+    const dir = await scaledMixtral(testCacheDir());
+    const out = capture();
+    const err = capture();
+    const r = await runImport([dir, '--quant', 'int4', '--cache', cache], out.stream, err.stream);
+    const text = out.text();
+    assert.ok(r.built);
+    assert.match(text.split('\n')[1]!, /^memory budget: weights .* \[estimated, --quant int4\]$/);
+    assert.match(text, /built: .*-int4\/model\.onnx/);
+    assert.match(text, /import took [\d.]+ s, peak memory of the import [\d.]+ (MiB|GiB)/);
+    const progress = err.text().trim().split('\n');
+    assert.match(progress[0]!, /^hashing/);
+    assert.match(progress.at(-1)!, /^converting \[#{20}\] 100\.0 %/);
+
+    const again = capture();
+    const second = await runImport([dir, '--quant', 'int4', '--cache', cache], again.stream, capture().stream);
+    assert.equal(second.built, false);
+    assert.match(again.text(), /already cached/);
+
+    const runner = await ModelRunner.load(dir, { cacheDir: cache, quant: 'int4' });
+    try {
+      assert.equal(runner.memory.weights, r.weightBytes);
+      const step = await runner.step({ ids: [3, 4, 5], logitIndex: [2], routeBias: null, topK: 2 });
+      assert.ok(step.logits.every(Number.isFinite));
+    } finally {
+      await runner.dispose();
+    }
+  });
+
+  it('estimates weight memory from tensor shapes within 3 % of what the graph stores', async () => {
+    for (const dir of [await scaledMixtral(testCacheDir()), join(REPO_ROOT, 'models', 'moe-lab-tiny')]) {
+      const ckpt = openCheckpoint(dir);
+      for (const quant of ['none', 'int8', 'int4'] as const) {
+        const r = await runImport([dir, '--quant', quant, '--cache', cache], capture().stream, capture().stream);
+        const est = estimateWeightBytes(ckpt.config, ckpt.tensors, quant);
+        assert.ok(Math.abs(est / r.weightBytes - 1) < 0.03, `${ckpt.id} ${quant}: estimated ${est}, stored ${r.weightBytes}`);
+      }
+    }
+  });
+
+  it('refuses an unknown --quant with a stable code', async () => {
+    await assert.rejects(runImport(['x', '--quant', 'int3'], capture().stream, capture().stream), (e: { code?: string }) => e.code === EngineErrorCode.BAD_CONFIG);
+  });
+});
