@@ -76,7 +76,7 @@ export async function runImport(argv: string[], out: NodeJS.WritableStream = pro
   out.write(
     `${graph.built ? 'built' : 'already cached'}: ${graph.modelPath}\n` +
       `weights ${formatBytes(graph.weightBytes)} (${quant}); ${describeBudget(memoryBudget(c, graph.weightBytes))}\n` +
-      `import took ${seconds.toFixed(1)} s, peak memory of the import ${formatBytes(peak)}\n`,
+      `import took ${seconds.toFixed(1)} s, peak memory of the import ${formatBytes(peak)} (${peak} bytes)\n`,
   );
   return { modelPath: graph.modelPath, weightBytes: graph.weightBytes, seconds, peakRssBytes: peak, built: graph.built };
 }

@@ -75,11 +75,11 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   const causalMask = b.op('Tile', [causal, b.constI64([G, 1])]); // [G·T, T]
 
   // ---- embeddings ---------------------------------------------------------------------------
-  const embed = w.read(GLOBAL_NAMES.embed, [V, D]);
   // Quantized graphs keep the table in float16: a lookup reads one row, so it costs nothing per step.
+  // (Read here and again for a tied output head, rather than held through every layer's conversion.)
   let x = b.quant
-    ? b.op('Cast', [b.op('Gather', [b.initializer('embed.f16', toFloat16(embed), [V, D]), inputIds])], { to: ElemType.float }) // [T, D]
-    : b.op('Gather', [b.initializer('embed', embed, [V, D]), inputIds]); // [T, D]
+    ? b.op('Cast', [b.op('Gather', [b.initializer('embed.f16', toFloat16(w.read(GLOBAL_NAMES.embed, [V, D])), [V, D]), inputIds])], { to: ElemType.float }) // [T, D]
+    : b.op('Gather', [b.initializer('embed', w.read(GLOBAL_NAMES.embed, [V, D]), [V, D]), inputIds]); // [T, D]
   // Multipliers of 1 are left out, so architectures without them get the same graph as before.
   const { embedding: embedMul, residual: residualMul, logitDivisor } = cfg.scaling;
   if (embedMul !== 1) x = b.mul(x, b.constF32(embedMul)); // [T, D]
@@ -143,7 +143,7 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   // ---- head: only the positions the caller asks for ------------------------------------------
   const picked = b.op('Gather', [x, logitIndex], { axis: 0 }); // [N, D]
   const normed = rmsNorm(b, w, picked, GLOBAL_NAMES.finalNorm, D, cfg.rmsNormEps);
-  const headW = cfg.tieWordEmbeddings ? embed : w.read(GLOBAL_NAMES.lmHead, [V, D]); // [V, D]
+  const headW = w.read(cfg.tieWordEmbeddings ? GLOBAL_NAMES.embed : GLOBAL_NAMES.lmHead, [V, D]); // [V, D]
   const logits = b.quant
     ? matMulNBits(b, normed, 'lm_head', quantizeMatrix(headW, V, D, DENSE_BITS)) // [N, V]
     : b.matmul(normed, b.initializer('lm_head.T', transpose2d(headW, V, D), [D, V])); // [N, V]
