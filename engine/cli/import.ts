@@ -14,8 +14,9 @@ import { describeBudget, estimateWeightBytes, formatBytes, memoryBudget } from '
 export const IMPORT_USAGE = `moe-lab import DIR [--quant none|int8|int4] [--cache DIR] [--plain]
 
   Builds DIR's graph into the cache (default $MOE_LAB_CACHE or ~/.cache/moe-lab) so the first
-  generation starts at once. --quant int8|int4 stores the experts block-quantized (other matrices
-  int8, routers float32). --plain builds the graph without routing outputs (benchmarks only).`;
+  generation starts at once. --quant int8|int4 stores the routed experts block-quantized (other
+  matrices float16 on disk, float32 in memory). --plain builds the graph without routing outputs
+  (benchmarks only).`;
 
 export function parseQuant(v: string | undefined): QuantMode {
   const q = v ?? 'none';
@@ -54,7 +55,8 @@ export async function runImport(argv: string[], out: NodeJS.WritableStream = pro
   out.write(
     `${ckpt.id}: ${c.modelType}, ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.moe.numExperts} experts of ${c.moe.expertIntermediate}, top-${c.moe.topK}, vocab ${c.vocabSize}\n`,
   );
-  out.write(`${describeBudget(memoryBudget(c, estimateWeightBytes(c, ckpt.tensors, quant)))} [estimated, --quant ${quant}]\n`);
+  const est = estimateWeightBytes(c, ckpt.tensors, quant);
+  out.write(`${describeBudget(memoryBudget(c, est.resident))} [estimated, --quant ${quant}]\n`);
 
   const isTty = 'isTTY' in err && err.isTTY === true;
   let lastPrint = 0;
@@ -75,7 +77,7 @@ export async function runImport(argv: string[], out: NodeJS.WritableStream = pro
   const peak = peakRss();
   out.write(
     `${graph.built ? 'built' : 'already cached'}: ${graph.modelPath}\n` +
-      `weights ${formatBytes(graph.weightBytes)} (${quant}); ${describeBudget(memoryBudget(c, graph.weightBytes))}\n` +
+      `weights file ${formatBytes(graph.weightBytes)} (${quant}); ${describeBudget(memoryBudget(c, graph.weightBytes + est.resident - est.file))}\n` +
       `import took ${seconds.toFixed(1)} s, peak memory of the import ${formatBytes(peak)} (${peak} bytes)\n`,
   );
   return { modelPath: graph.modelPath, weightBytes: graph.weightBytes, seconds, peakRssBytes: peak, built: graph.built };

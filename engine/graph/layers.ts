@@ -2,38 +2,27 @@
  * Building blocks shared by every architecture: linear layers, RMSNorm, SwiGLU MLP, RoPE.
  * Each takes and returns value names; shapes are noted as [T, D] etc. (T = new tokens).
  */
-import { ElemType, MS_DOMAIN, type GraphBuilder } from './builder.ts';
-import { DENSE_BITS, quantizeMatrix, type QuantizedMatrix } from './quant.ts';
+import { ElemType, type GraphBuilder } from './builder.ts';
+import { toFloat16 } from './quant.ts';
 import type { WeightSource } from './weights.ts';
 
 /**
- * y = x · Wᵀ (+ b). HF stores W as [out, in]. In float32 the graph keeps Wᵀ [in, out] so MatMul
- * needs no transpose; quantized (int8 in every mode, see DENSE_BITS), W's rows are quantized as
- * they are and `MatMulNBits` reads them.
- * `precise` keeps float32 whatever the builder's quantization (routers: their logits decide
- * which experts run, and they are tiny).
+ * y = x · Wᵀ (+ b). HF stores W as [out, in]; the graph keeps Wᵀ [in, out] so MatMul needs no
+ * transpose. In quantized graphs (where only the routed experts are block-quantized) these matrices
+ * are stored in float16 behind a Cast, which the runtime folds into float32 when the session loads:
+ * half the file, float32 arithmetic.
  */
-export function linear(b: GraphBuilder, w: WeightSource, x: string, name: string, inDim: number, outDim: number, bias = false, precise = false): string {
-  const weight = w.read(name + '.weight', [outDim, inDim]);
-  let y: string;
-  if (b.quant && !precise) {
-    y = matMulNBits(b, x, name, quantizeMatrix(weight, outDim, inDim, DENSE_BITS)); // [T, out]
-  } else {
-    y = b.matmul(x, b.initializer(name + '.T', transpose2d(weight, outDim, inDim), [inDim, outDim])); // [T, out]
-  }
+export function linear(b: GraphBuilder, w: WeightSource, x: string, name: string, inDim: number, outDim: number, bias = false): string {
+  const wt = transpose2d(w.read(name + '.weight', [outDim, inDim]), outDim, inDim); // [in, out]
+  let y = b.matmul(x, storedMatrix(b, name + '.T', wt, [inDim, outDim])); // [T, out]
   if (bias) y = b.add(y, b.initializer(name + '.bias', w.read(name + '.bias', [outDim]), [outDim]));
   return y;
 }
 
-/** x [T, K] · dequant(W)ᵀ → [T, N] for W [N, K] quantized by graph/quant.ts. */
-export function matMulNBits(b: GraphBuilder, x: string, name: string, m: QuantizedMatrix): string {
-  const { bits, blockSize, blocksPerRow, bytesPerRow } = m.layout;
-  const data = b.initializer(name + '.q', m.data, [m.rows, blocksPerRow, bytesPerRow / blocksPerRow], ElemType.uint8);
-  const scales = b.initializer(name + '.scales', m.scales, [m.rows * blocksPerRow]);
-  // Int8 uses the kernel's int8 activation path: its float path for 8 bits dequantizes the whole
-  // matrix on every call (tens of times slower); the accuracy tests cover the difference.
-  const accuracyLevel = bits === 8 ? 4 : 0;
-  return b.op('MatMulNBits', [x, data, scales], { K: m.k, N: m.rows, bits, block_size: blockSize, accuracy_level: accuracyLevel }, { domain: MS_DOMAIN });
+/** A float32 matrix as the graph stores it: as is, or (quantized graphs) float16 cast back at load. */
+export function storedMatrix(b: GraphBuilder, name: string, data: Float32Array, dims: number[]): string {
+  if (!b.quant) return b.initializer(name, data, dims);
+  return b.op('Cast', [b.initializer(name + '.f16', toFloat16(data), dims)], { to: ElemType.float });
 }
 
 /** RMSNorm over the last axis, in float32: x · rsqrt(mean(x²) + eps) · weight. */

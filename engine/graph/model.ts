@@ -8,13 +8,13 @@ import { ElemType, type GraphBuilder } from './builder.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { attention } from './attention.ts';
 import { mlaAttention } from './mla.ts';
-import { linear, matMulNBits, rmsNorm, ropeTables, swigluMlp, transpose2d } from './layers.ts';
+import { linear, rmsNorm, ropeTables, storedMatrix, swigluMlp, transpose2d } from './layers.ts';
 import { expertInitializers, moeExperts } from './moe.ts';
-import { DENSE_BITS, quantizeMatrix, toFloat16 } from './quant.ts';
+import { toFloat16 } from './quant.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
-export const GRAPH_BUILDER_VERSION = 4;
+export const GRAPH_BUILDER_VERSION = 5;
 
 export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
@@ -117,7 +117,7 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
       } else {
         mlp = b.withScope('moe', () => {
           const F = cfg.moe.expertIntermediate;
-          const z = linear(b, w, h2, names.router, D, E, false, true); // [T, E]
+          const z = linear(b, w, h2, names.router, D, E); // [T, E]
           const bias = b.op('Gather', [routeBias, b.op('Squeeze', [b.constI64([m])])], { axis: 0 }); // [E]
           // DeepSeek's correction bias is a weight of the router (selection only).
           const correction = hasUnbiasedIds(cfg) ? b.initializer(names.routerCorrection, w.read(names.routerCorrection, [E]), [E]) : undefined;
@@ -126,7 +126,7 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
           let y = moeExperts(b, h2, route.ids, route.weights, experts, E, z); // [T, D]
           if (cfg.moe.shared) {
             const sh = swigluMlp(b, w, h2, names.shared, D, cfg.moe.shared.intermediate); // [T, D]
-            const gate = cfg.moe.shared.gated ? b.op('Sigmoid', [linear(b, w, h2, names.sharedGate, D, 1, false, true)]) : null; // [T, 1]
+            const gate = cfg.moe.shared.gated ? b.op('Sigmoid', [linear(b, w, h2, names.sharedGate, D, 1)]) : null; // [T, 1]
             y = b.add(y, gate ? b.mul(gate, sh) : sh);
           }
           ids.push(route.ids); // [T, k] int64
@@ -143,10 +143,8 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   // ---- head: only the positions the caller asks for ------------------------------------------
   const picked = b.op('Gather', [x, logitIndex], { axis: 0 }); // [N, D]
   const normed = rmsNorm(b, w, picked, GLOBAL_NAMES.finalNorm, D, cfg.rmsNormEps);
-  const headW = w.read(cfg.tieWordEmbeddings ? GLOBAL_NAMES.embed : GLOBAL_NAMES.lmHead, [V, D]); // [V, D]
-  const logits = b.quant
-    ? matMulNBits(b, normed, 'lm_head', quantizeMatrix(headW, V, D, DENSE_BITS)) // [N, V]
-    : b.matmul(normed, b.initializer('lm_head.T', transpose2d(headW, V, D), [D, V])); // [N, V]
+  const headT = transpose2d(w.read(cfg.tieWordEmbeddings ? GLOBAL_NAMES.embed : GLOBAL_NAMES.lmHead, [V, D]), V, D); // [D, V]
+  const logits = b.matmul(normed, storedMatrix(b, 'lm_head.T', headT, [D, V])); // [N, V]
   if (logitDivisor !== 1) b.op('Div', [logits, b.constF32(logitDivisor)], {}, { names: [IO.logits] }); // [N, V]
   else b.rename(logits, IO.logits);
   b.output(IO.logits, ElemType.float, ['N', V]);

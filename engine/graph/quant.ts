@@ -1,6 +1,6 @@
 /**
- * Block-wise symmetric weight quantization, in the layout onnxruntime's `MatMulNBits` and `QMoE`
- * read: a weight [N, K] (HF's [out, in]) is quantized row by row along K in blocks of `blockSize`;
+ * Block-wise symmetric weight quantization of the routed experts, in the layout onnxruntime's
+ * `QMoE` (and `MatMulNBits`) read: a weight [N, K] (HF's [out, in]) is quantized row by row along K in blocks of `blockSize`;
  * each block keeps one float32 scale and stores q = round(w / scale) + 2^(bits-1), the zero point
  * both kernels assume when none is given (q - 2^(bits-1) spans -8…7 or -128…127). Int4 packs two values per byte, the even index in the
  * low nibble. K that is not a multiple of the block is zero-padded to one.
@@ -16,13 +16,6 @@ export const QUANT_MODES: readonly QuantMode[] = ['none', 'int8', 'int4'];
 export function quantBits(mode: QuantMode): QuantBits | null {
   return mode === 'int8' ? 8 : mode === 'int4' ? 4 : null;
 }
-
-/**
- * Matrices outside the routed experts (attention, dense and shared MLPs, output head) are int8 in
- * both modes: they are a small share of an MoE's weights, and at int4 the output head alone cost
- * the built-in model greedy tokens. The experts take the mode's bits.
- */
-export const DENSE_BITS: QuantBits = 8;
 
 /** Block size used for every quantized weight; 32 keeps int4 routing agreement high (tests state it). */
 export const QUANT_BLOCK = 32;
@@ -67,6 +60,9 @@ export function quantizeRowsInto(
   const hi = (1 << (bits - 1)) - 1; // 7 / 127
   const zero = 1 << (bits - 1);
   const steps = bits === 4 ? INT4_SCALE_STEPS : [1];
+  // One block's levels, chosen before packing (a checkpoint has billions of values: plain loops,
+  // multiplication by the inverse scale, no per-value calls).
+  const q = new Int32Array(blockSize);
   for (let r = 0; r < rows; r++) {
     const src = r * k;
     const dstRow = (rowOffset + r) * bytesPerRow;
@@ -74,37 +70,51 @@ export function quantizeRowsInto(
       const start = src + blk * blockSize;
       const end = src + Math.min((blk + 1) * blockSize, k);
       let extreme = 0;
-      for (let i = start; i < end; i++) if (Math.abs(w[i]!) > Math.abs(extreme)) extreme = w[i]!;
+      let amax = 0;
+      for (let i = start; i < end; i++) {
+        const v = w[i]!;
+        const a = Math.abs(v);
+        if (a > amax) {
+          amax = a;
+          extreme = v;
+        }
+      }
       // Scales are what the kernels read back, so they are float32 before anything is rounded with them.
-      const base = Math.fround(extreme < 0 ? -extreme / -lo : extreme / hi);
+      const base = Math.fround(extreme < 0 ? extreme / lo : extreme / hi);
       let scale = base;
       if (steps.length > 1 && base > 0) {
         let best = Infinity;
-        for (const f of steps) {
-          const s = Math.fround(base * f);
+        for (let c = 0; c < steps.length; c++) {
+          const sc = Math.fround(base * steps[c]!);
+          const inv = 1 / sc;
           let err = 0;
           for (let i = start; i < end; i++) {
-            const q = Math.max(lo, Math.min(hi, Math.round(w[i]! / s)));
-            err += (w[i]! - q * s) ** 2;
+            const v = w[i]!;
+            let l = Math.floor(v * inv + 0.5); // = Math.round, without its -0 (which leaves the fast integer path)
+            if (l < lo) l = lo;
+            else if (l > hi) l = hi;
+            const d = v - l * sc;
+            err += d * d;
           }
           if (err < best) {
             best = err;
-            scale = s;
+            scale = sc;
           }
         }
       }
       scales[(rowOffset + r) * blocksPerRow + blk] = scale;
+      const inv = scale > 0 ? 1 / scale : 0;
+      // Padding beyond k quantizes 0, i.e. the zero point.
       for (let j = 0; j < blockSize; j++) {
         const i = start + j;
-        // Padding beyond k quantizes 0, i.e. the zero point.
-        const q = (i < end && scale > 0 ? Math.max(lo, Math.min(hi, Math.round(w[i]! / scale))) : 0) + zero;
-        const at = blk * blockSize + j;
-        if (bits === 8) data[dstRow + at] = q;
-        else {
-          const byte = dstRow + (at >> 1);
-          data[byte] = at & 1 ? (data[byte]! & 0x0f) | (q << 4) : (data[byte]! & 0xf0) | q;
-        }
+        let l = i < end ? Math.floor(w[i]! * inv + 0.5) : 0;
+        if (l < lo) l = lo;
+        else if (l > hi) l = hi;
+        q[j] = l + zero;
       }
+      const at = dstRow + (blk * blockSize * bits) / 8;
+      if (bits === 8) for (let j = 0; j < blockSize; j++) data[at + j] = q[j]!;
+      else for (let j = 0; j < blockSize; j += 2) data[at + (j >> 1)] = q[j]! | (q[j + 1]! << 4);
     }
   }
 }

@@ -1,6 +1,6 @@
 /**
- * The memory a model will need, worked out before anything large is loaded: weights as the graph
- * stores them (float32, or block-quantized), one KV cache at full context, and the runtime's own
+ * The memory a model will need, worked out before anything large is loaded: weights as the session
+ * holds them (float32, or block-quantized experts), one KV cache at full context, and the runtime's own
  * working memory. Printed by `moe-lab import` and checked by the runner before a session is made,
  * so a model that cannot fit fails with a clear error instead of the machine swapping or the
  * process being killed.
@@ -9,7 +9,7 @@ import { totalmem } from 'node:os';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
-import { DENSE_BITS, QUANT_BLOCK, quantBits, type QuantMode } from '../graph/quant.ts';
+import { QUANT_BLOCK, quantBits, type QuantMode } from '../graph/quant.ts';
 
 export interface MemoryBudget {
   /** Bytes of weights the session holds. */
@@ -35,27 +35,40 @@ function quantizedBytes(rows: number, k: number, bits: number): number {
   return rows * blocks * ((QUANT_BLOCK * bits) / 8 + 4);
 }
 
+export interface WeightEstimate {
+  /** Bytes of the graph's weights file. */
+  readonly file: number;
+  /** Bytes the session holds once loaded (float16 matrices are widened to float32 at load). */
+  readonly resident: number;
+}
+
 /**
- * Weight bytes the graph will hold for this checkpoint, from tensor shapes alone (nothing is read):
- * float32 everything, or — quantized — experts at the mode's bits, other matrices int8, routers
- * float32, the embedding table float16. Tied embeddings count twice (table and output head).
+ * Weight bytes for this checkpoint, from tensor shapes alone (nothing is read): float32 everything,
+ * or — quantized — routed experts block-quantized at the mode's bits, the other matrices float16 on
+ * disk and float32 in memory, the embedding table float16. Tied embeddings count twice (table and
+ * output head); the graph's rotary tables are included.
  */
-export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quant: QuantMode): number {
+export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quant: QuantMode): WeightEstimate {
   const bits = quantBits(quant);
-  let bytes = 0;
+  let file = 0;
+  let widened = 0;
+  const matrix = (n: number) => {
+    file += bits ? n * 2 : n * 4;
+    if (bits) widened += n * 2;
+  };
   for (const name of tensors.names) {
     const shape = tensors.info(name).shape;
     const n = shape.reduce((a, b) => a * b, 1);
-    const isRouter = /\.(gate|router\.layer|shared_expert_gate)\.weight$/.test(name);
     const isExpert = /\.experts\.\d+\.|\.(input|output)_linear\.weight$/.test(name);
     const k = shape[shape.length - 1]!;
-    if (!bits || shape.length < 2 || isRouter) bytes += n * 4;
-    else if (name === 'model.embed_tokens.weight') bytes += n * 2;
-    else bytes += quantizedBytes(n / k, k, isExpert ? bits : DENSE_BITS);
+    if (shape.length < 2) file += n * 4;
+    else if (name === 'model.embed_tokens.weight') file += bits ? n * 2 : n * 4;
+    else if (isExpert && bits) file += quantizedBytes(n / k, k, bits);
+    else matrix(n);
   }
-  bytes += 2 * cfg.maxPositions * cfg.ropeDim * 4; // the graph's rotary cos/sin tables
-  if (cfg.tieWordEmbeddings) bytes += bits ? quantizedBytes(cfg.vocabSize, cfg.hiddenSize, DENSE_BITS) : cfg.vocabSize * cfg.hiddenSize * 4;
-  return bytes;
+  file += 2 * cfg.maxPositions * cfg.ropeDim * 4;
+  if (cfg.tieWordEmbeddings) matrix(cfg.vocabSize * cfg.hiddenSize);
+  return { file, resident: file + widened };
 }
 
 export function memoryBudget(cfg: ModelConfig, weightBytes: number): MemoryBudget {

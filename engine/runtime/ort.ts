@@ -27,6 +27,8 @@ export interface SessionOptions {
   readonly threads?: number;
   /** Write an onnxruntime profile (per-node timings) with this file prefix. */
   readonly profilePrefix?: string;
+  /** Let kernels re-lay constant weights out at load (default true). */
+  readonly prepack?: boolean;
 }
 
 /** Checks that a provider can be used here; throws a clear error naming what is missing. */
@@ -75,6 +77,7 @@ export class OrtModel {
         executionMode: 'sequential',
         logSeverityLevel: 3,
         ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
+        ...(opts.prepack === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
       });
       return new OrtModel(session);
     } catch (e) {

@@ -13,7 +13,7 @@ import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
 import { hasUnbiasedIds, IO } from '../graph/model.ts';
 import { quantBits, type QuantMode } from '../graph/quant.ts';
 import { verifyMoeKernel, verifyQuantKernels } from './kernel-check.ts';
-import { checkBudget, memoryBudget, type MemoryBudget } from './memory.ts';
+import { checkBudget, estimateWeightBytes, memoryBudget, type MemoryBudget } from './memory.ts';
 import { KvCache } from './kv-cache.ts';
 import { stepProfiles, type StepProfile } from './profile.ts';
 import { OrtModel, type ExecutionProvider, type FeedTensor } from './ort.ts';
@@ -93,7 +93,8 @@ export class ModelRunner {
     if (bits) await verifyQuantKernels(cacheDir, bits);
     const routingOutputs = !opts.withoutRoutingOutputs;
     const graph = await compileGraph(ckpt, { routingOutputs, quant }, cacheDir);
-    const budget = memoryBudget(ckpt.config, graph.weightBytes);
+    const est = estimateWeightBytes(ckpt.config, ckpt.tensors, quant);
+    const budget = memoryBudget(ckpt.config, graph.weightBytes + (est.resident - est.file));
     opts.onBudget?.(budget);
     checkBudget(budget, quant);
     const profileDir = opts.diagnostics ? mkdtempSync(join(tmpdir(), 'moe-lab-profile-')) : null;
@@ -101,6 +102,9 @@ export class ModelRunner {
       OrtModel.create(graph.modelPath, {
         ...(opts.provider ? { provider: opts.provider } : {}),
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+        // QMoE reads its int4/int8 experts directly and touches only the experts tokens use;
+        // prepacking would re-lay every expert out at load (about 3× the int4 bytes) and runs slower.
+        ...(bits ? { prepack: false } : {}),
         ...(profileDir ? { profilePrefix: join(profileDir, 'steps') } : {}),
       });
     return new ModelRunner(ckpt, graph.hash, await open(), routingOutputs, quant, budget, open, profileDir);

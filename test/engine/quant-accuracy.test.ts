@@ -109,13 +109,14 @@ function describeCheckpoint(name: 'scaled' | 'builtin', dir: () => Promise<strin
       });
     }
 
-    it('stores int8 and int4 weights in about 30 % and 20 % of float32', () => {
+    it('holds int8 and int4 weights in well under half the memory of float32', () => {
       const fp = runners.get('none')!.memory.weights;
       const i8 = runners.get('int8')!.memory.weights / fp;
       const i4 = runners.get('int4')!.memory.weights / fp;
-      console.log(`# ${name}: weights int8 ${(100 * i8).toFixed(1)} %, int4 ${(100 * i4).toFixed(1)} % of float32 (${fp} bytes)`);
-      assert.ok(i8 < 0.35 && i8 > 0.25, `int8 ${i8}`);
-      assert.ok(i4 < i8 && i4 > 0.15, `int4 ${i4}`);
+      console.log(`# ${name}: weights in memory int8 ${(100 * i8).toFixed(1)} %, int4 ${(100 * i4).toFixed(1)} % of float32 (${fp} bytes)`);
+      // Experts are ~90 % of these models: int8 ≈ 0.9 × 28 % + 10 % float32, int4 ≈ 0.9 × 16 % + 10 %.
+      assert.ok(i8 > 0.3 && i8 < 0.42, `int8 ${i8}`);
+      assert.ok(i4 > 0.2 && i4 < 0.32, `int4 ${i4}`);
     });
   });
 }

@@ -1,7 +1,7 @@
 /**
- * Block quantization (engine/graph/quant.ts) and the runtime kernels that read it: the packed
- * layout, rounding and padding by hand, and onnxruntime's QMoE / MatMulNBits computing exactly
- * with the weights our quantizer says it stored.
+ * Block quantization (engine/graph/quant.ts) and the runtime kernel that reads it: the packed
+ * layout, rounding and padding by hand, and onnxruntime's QMoE computing exactly with the weights
+ * our quantizer says it stored.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -88,7 +88,7 @@ describe('block quantization', () => {
 
 describe('quantized kernels', () => {
   for (const bits of [4, 8] as const) {
-    it(`onnxruntime's QMoE and MatMulNBits compute with the ${bits}-bit weights we store`, async () => {
+    it(`onnxruntime's QMoE computes with the ${bits}-bit experts we store`, async () => {
       await verifyQuantKernels(testCacheDir(), bits);
     });
   }
