@@ -8,6 +8,7 @@ import type { RunnerOptions } from './runner.ts';
 export interface ModelInfo {
   readonly id: string;
   readonly dir: string;
+  /** SHA-256 of the checkpoint, with `:int8` / `:int4` appended when the weights are quantized. */
   readonly hash: string;
   readonly modelType: string;
   readonly numLayers: number;

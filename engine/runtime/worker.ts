@@ -28,7 +28,8 @@ function info(r: ModelRunner): ModelInfo {
   return {
     id: r.ckpt.id,
     dir: r.ckpt.dir,
-    hash: r.hash,
+    // Identifies the weights that ran: quantized runs route differently from the float checkpoint.
+    hash: r.quant === 'none' ? r.hash : `${r.hash}:${r.quant}`,
     modelType: c.modelType,
     numLayers: c.numLayers,
     moeLayers: c.moeLayers,

@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { runImport } from '../../engine/cli/import.ts';
+import { Engine } from '../../engine/engine.ts';
 import { EngineErrorCode } from '../../engine/errors.ts';
 import { estimateWeightBytes } from '../../engine/runtime/memory.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
@@ -56,6 +57,28 @@ describe('moe-lab import', () => {
       assert.ok(step.logits.every(Number.isFinite));
     } finally {
       await runner.dispose();
+    }
+  });
+
+  it('generates through the engine worker from the imported graph, labelling the weights that ran', async () => {
+    const dir = await scaledMixtral(testCacheDir());
+    const engine = await Engine.load(dir, { cacheDir: cache, quant: 'int4' });
+    try {
+      assert.equal(engine.info.quant, 'int4');
+      assert.match(engine.info.hash, /^[0-9a-f]{64}:int4$/);
+      assert.ok(engine.info.memory.total > engine.info.memory.weights);
+      let routed = 0;
+      let fed = 0;
+      for await (const ev of engine.generate({ promptIds: [3, 4, 5], maxNewTokens: 4 })) {
+        if (ev.type === 'routing') routed++;
+        // Every prompt position and every new token is routed (the engine runs the last one through
+        // the model too, so its routing is known).
+        if (ev.type === 'done') fed = ev.promptTokens + ev.generatedTokens;
+      }
+      assert.ok(fed >= 3);
+      assert.equal(routed, fed);
+    } finally {
+      await engine.dispose();
     }
   });
 
