@@ -19,35 +19,41 @@ export interface MixtralShape {
   context: number;
 }
 
-export async function randomMixtral(dir: string, s: MixtralShape): Promise<string> {
-  if (existsSync(join(dir, 'model.safetensors'))) return dir;
-  mkdirSync(dir, { recursive: true });
+/** Every tensor of a Mixtral checkpoint of this shape, in HF's names. */
+export function mixtralTensorDecls(s: Omit<MixtralShape, 'context'>, dtype: TensorDecl['dtype']): TensorDecl[] {
   const dh = s.hidden / s.heads;
   const decls: TensorDecl[] = [
-    { name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [s.vocab, s.hidden] },
-    { name: 'model.norm.weight', dtype: 'BF16', shape: [s.hidden] },
-    { name: 'lm_head.weight', dtype: 'BF16', shape: [s.vocab, s.hidden] },
+    { name: 'model.embed_tokens.weight', dtype, shape: [s.vocab, s.hidden] },
+    { name: 'model.norm.weight', dtype, shape: [s.hidden] },
+    { name: 'lm_head.weight', dtype, shape: [s.vocab, s.hidden] },
   ];
   for (let l = 0; l < s.layers; l++) {
     const p = `model.layers.${l}`;
     decls.push(
-      { name: `${p}.input_layernorm.weight`, dtype: 'BF16', shape: [s.hidden] },
-      { name: `${p}.post_attention_layernorm.weight`, dtype: 'BF16', shape: [s.hidden] },
-      { name: `${p}.self_attn.q_proj.weight`, dtype: 'BF16', shape: [s.heads * dh, s.hidden] },
-      { name: `${p}.self_attn.k_proj.weight`, dtype: 'BF16', shape: [s.kvHeads * dh, s.hidden] },
-      { name: `${p}.self_attn.v_proj.weight`, dtype: 'BF16', shape: [s.kvHeads * dh, s.hidden] },
-      { name: `${p}.self_attn.o_proj.weight`, dtype: 'BF16', shape: [s.hidden, s.heads * dh] },
-      { name: `${p}.block_sparse_moe.gate.weight`, dtype: 'BF16', shape: [s.experts, s.hidden] },
+      { name: `${p}.input_layernorm.weight`, dtype, shape: [s.hidden] },
+      { name: `${p}.post_attention_layernorm.weight`, dtype, shape: [s.hidden] },
+      { name: `${p}.self_attn.q_proj.weight`, dtype, shape: [s.heads * dh, s.hidden] },
+      { name: `${p}.self_attn.k_proj.weight`, dtype, shape: [s.kvHeads * dh, s.hidden] },
+      { name: `${p}.self_attn.v_proj.weight`, dtype, shape: [s.kvHeads * dh, s.hidden] },
+      { name: `${p}.self_attn.o_proj.weight`, dtype, shape: [s.hidden, s.heads * dh] },
+      { name: `${p}.block_sparse_moe.gate.weight`, dtype, shape: [s.experts, s.hidden] },
     );
     for (let e = 0; e < s.experts; e++) {
       const q = `${p}.block_sparse_moe.experts.${e}`;
       decls.push(
-        { name: `${q}.w1.weight`, dtype: 'BF16', shape: [s.ffn, s.hidden] },
-        { name: `${q}.w3.weight`, dtype: 'BF16', shape: [s.ffn, s.hidden] },
-        { name: `${q}.w2.weight`, dtype: 'BF16', shape: [s.hidden, s.ffn] },
+        { name: `${q}.w1.weight`, dtype, shape: [s.ffn, s.hidden] },
+        { name: `${q}.w3.weight`, dtype, shape: [s.ffn, s.hidden] },
+        { name: `${q}.w2.weight`, dtype, shape: [s.hidden, s.ffn] },
       );
     }
   }
+  return decls;
+}
+
+export async function randomMixtral(dir: string, s: MixtralShape): Promise<string> {
+  if (existsSync(join(dir, 'model.safetensors'))) return dir;
+  mkdirSync(dir, { recursive: true });
+  const decls = mixtralTensorDecls(s, 'BF16');
   const random = seededRandom(1234);
   await writeSafetensors(join(dir, 'model.safetensors'), decls, (d) => {
     const n = d.shape.reduce((a, b) => a * b, 1);

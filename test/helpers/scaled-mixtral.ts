@@ -7,8 +7,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeSafetensors, type TensorDecl } from '../../engine/checkpoint/safetensors-writer.ts';
+import { writeSafetensors } from '../../engine/checkpoint/safetensors-writer.ts';
 import { seededRandom } from '../../engine/generate/sampling.ts';
+import { mixtralTensorDecls } from '../bench/random-checkpoint.ts';
 import { fixtureDir } from './fixtures.ts';
 
 export const SCALED = { layers: 4, hidden: 512, heads: 8, kvHeads: 4, experts: 8, topK: 2, ffn: 512, vocab: 256 } as const;
@@ -18,32 +19,7 @@ export async function scaledMixtral(cacheDir: string): Promise<string> {
   const dir = join(cacheDir, 'checkpoints', `mixtral-fixture-scaled-L${s.layers}-d${s.hidden}-F${s.ffn}`);
   if (existsSync(join(dir, 'model.safetensors'))) return dir;
   mkdirSync(dir, { recursive: true });
-  const dh = s.hidden / s.heads;
-  const decls: TensorDecl[] = [
-    { name: 'model.embed_tokens.weight', dtype: 'F32', shape: [s.vocab, s.hidden] },
-    { name: 'model.norm.weight', dtype: 'F32', shape: [s.hidden] },
-    { name: 'lm_head.weight', dtype: 'F32', shape: [s.vocab, s.hidden] },
-  ];
-  for (let l = 0; l < s.layers; l++) {
-    const p = `model.layers.${l}`;
-    decls.push(
-      { name: `${p}.input_layernorm.weight`, dtype: 'F32', shape: [s.hidden] },
-      { name: `${p}.post_attention_layernorm.weight`, dtype: 'F32', shape: [s.hidden] },
-      { name: `${p}.self_attn.q_proj.weight`, dtype: 'F32', shape: [s.heads * dh, s.hidden] },
-      { name: `${p}.self_attn.k_proj.weight`, dtype: 'F32', shape: [s.kvHeads * dh, s.hidden] },
-      { name: `${p}.self_attn.v_proj.weight`, dtype: 'F32', shape: [s.kvHeads * dh, s.hidden] },
-      { name: `${p}.self_attn.o_proj.weight`, dtype: 'F32', shape: [s.hidden, s.heads * dh] },
-      { name: `${p}.block_sparse_moe.gate.weight`, dtype: 'F32', shape: [s.experts, s.hidden] },
-    );
-    for (let e = 0; e < s.experts; e++) {
-      const q = `${p}.block_sparse_moe.experts.${e}`;
-      decls.push(
-        { name: `${q}.w1.weight`, dtype: 'F32', shape: [s.ffn, s.hidden] },
-        { name: `${q}.w3.weight`, dtype: 'F32', shape: [s.ffn, s.hidden] },
-        { name: `${q}.w2.weight`, dtype: 'F32', shape: [s.hidden, s.ffn] },
-      );
-    }
-  }
+  const decls = mixtralTensorDecls(s, 'F32');
   const random = seededRandom(2024);
   // Box–Muller: two uniforms → one standard normal.
   const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
