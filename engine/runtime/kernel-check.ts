@@ -28,8 +28,12 @@ function values(n: number, seed: number): Float32Array {
   });
 }
 
-/** Σ_e w_e · down_e(silu(gate_e x) · up_e x) for weights w [T, E] (0 = not routed). */
-function reference(x: Float32Array, w: Float32Array, gate: Float32Array, up: Float32Array, down: Float32Array, D: number, F: number): Float32Array {
+/**
+ * Σ_e w_e · down_e(silu(gate_e x) · up_e x) for weights w [T, E] (0 = not routed), with the
+ * kernel's layout as the contract: fc1 [E, 2F, D] holds gate_f in row 2f and up_f in row 2f+1,
+ * fc2 [E, D, F] is down.
+ */
+function reference(x: Float32Array, w: Float32Array, fc1: Float32Array, fc2: Float32Array, D: number, F: number): Float32Array {
   const y = new Float32Array(T * D);
   for (let t = 0; t < T; t++) {
     for (let e = 0; e < E; e++) {
@@ -40,14 +44,14 @@ function reference(x: Float32Array, w: Float32Array, gate: Float32Array, up: Flo
         let g = 0;
         let u = 0;
         for (let d = 0; d < D; d++) {
-          g += gate[(e * F + f) * D + d]! * x[t * D + d]!;
-          u += up[(e * F + f) * D + d]! * x[t * D + d]!;
+          g += fc1[(e * 2 * F + 2 * f) * D + d]! * x[t * D + d]!;
+          u += fc1[(e * 2 * F + 2 * f + 1) * D + d]! * x[t * D + d]!;
         }
         h[f] = (g / (1 + Math.exp(-g))) * u;
       }
       for (let d = 0; d < D; d++) {
         let o = 0;
-        for (let f = 0; f < F; f++) o += down[(e * D + d) * F + f]! * h[f]!;
+        for (let f = 0; f < F; f++) o += fc2[(e * D + d) * F + f]! * h[f]!;
         y[t * D + d]! += we * o;
       }
     }
@@ -55,14 +59,27 @@ function reference(x: Float32Array, w: Float32Array, gate: Float32Array, up: Flo
   return y;
 }
 
-let verified: Promise<void> | null = null;
+/** Each check runs once per process; a failed one is tried again next time. */
+const checks = new Map<string, Promise<void>>();
+
+function once(key: string, run: () => Promise<void>): Promise<void> {
+  let p = checks.get(key);
+  if (!p) {
+    p = run().catch((e) => {
+      checks.delete(key);
+      throw e;
+    });
+    checks.set(key, p);
+  }
+  return p;
+}
 
 export function verifyMoeKernel(cacheDir: string): Promise<void> {
-  verified ??= runCheck(cacheDir).catch((e) => {
-    verified = null;
-    throw e;
-  });
-  return verified;
+  return once('moe', () => runCheck(cacheDir));
+}
+
+export function verifyQuantKernels(cacheDir: string, bits: QuantBits): Promise<void> {
+  return once(`qmoe${bits}`, () => runQuantCheck(cacheDir, bits));
 }
 
 /** Builds a one-node graph, runs it once, and returns output `y`. */
@@ -100,49 +117,35 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): { err: number; scale: num
   return { err, scale };
 }
 
-/** Two experts per token with unequal weights that sum to 1. */
-function routingWeights(): Float32Array {
+/** Two experts per token with unequal weights that sum to 1, and the log-weights the kernel is fed (our contract). */
+function routing(): { w: Float32Array; scores: Float32Array } {
   const w = new Float32Array(T * E);
   [[0, 2], [1, 3], [3, 0]].forEach(([a, c], t) => {
     w[t * E + a!] = 0.7;
     w[t * E + c!] = 0.3;
   });
-  return w;
-}
-
-function interleave(gate: Float32Array, up: Float32Array, f: number, d: number): Float32Array {
-  const fc1 = new Float32Array(E * 2 * f * d);
-  for (let e = 0; e < E; e++) {
-    for (let r = 0; r < f; r++) {
-      fc1.set(gate.subarray((e * f + r) * d, (e * f + r + 1) * d), (e * 2 * f + 2 * r) * d);
-      fc1.set(up.subarray((e * f + r) * d, (e * f + r + 1) * d), (e * 2 * f + 2 * r + 1) * d);
-    }
-  }
-  return fc1;
+  return { w, scores: Float32Array.from(w, (v) => (v > 0 ? Math.log(v) : -Infinity)) };
 }
 
 async function runCheck(cacheDir: string): Promise<void> {
   const x = values(T * D, 1);
-  const gate = values(E * F * D, 2);
-  const up = values(E * F * D, 3);
-  const down = values(E * D * F, 4);
-  const w = routingWeights();
-  // Fed as log-weights (our contract).
-  const scores = Float32Array.from(w, (v) => (v > 0 ? Math.log(v) : -Infinity));
+  const fc1 = values(E * 2 * F * D, 2);
+  const fc2 = values(E * D * F, 4);
+  const { w, scores } = routing();
   const y = await runOnce(
     cacheDir,
     'moe-kernel',
     (b) => {
       b.input('x', ElemType.float, [T, D]);
       b.input('scores', ElemType.float, [T, E]);
-      b.initializer('fc1', interleave(gate, up, F, D), [E, 2 * F, D]);
-      b.initializer('fc2', down, [E, D, F]);
+      b.initializer('fc1', fc1, [E, 2 * F, D]);
+      b.initializer('fc2', fc2, [E, D, F]);
       b.node('MoE', ['x', 'scores', 'fc1', '', 'fc2'], moeKernelAttrs(E), { domain: MS_DOMAIN, names: ['y'] });
       b.output('y', ElemType.float, [T, D]);
     },
     { x: { type: 'float32', data: x, dims: [T, D] }, scores: { type: 'float32', data: scores, dims: [T, E] } },
   );
-  const { err } = maxAbsDiff(y, reference(x, w, gate, up, down, D, F));
+  const { err } = maxAbsDiff(y, reference(x, w, fc1, fc2, D, F));
   if (!(err < 1e-5)) {
     throw new EngineError(
       EngineErrorCode.KERNEL_MISMATCH,
@@ -152,42 +155,16 @@ async function runCheck(cacheDir: string): Promise<void> {
   }
 }
 
-const quantVerified = new Map<QuantBits, Promise<void>>();
-
-export function verifyQuantKernels(cacheDir: string, bits: QuantBits): Promise<void> {
-  let p = quantVerified.get(bits);
-  if (!p) {
-    p = runQuantCheck(cacheDir, bits).catch((e) => {
-      quantVerified.delete(bits);
-      throw e;
-    });
-    quantVerified.set(bits, p);
-  }
-  return p;
-}
-
 async function runQuantCheck(cacheDir: string, bits: QuantBits): Promise<void> {
   // Block-sized dims: the kernel needs whole blocks.
   const Dq = 2 * QUANT_BLOCK;
   const Fq = QUANT_BLOCK;
   const x = values(T * Dq, 5);
-  const gate = values(E * Fq * Dq, 6);
-  const up = values(E * Fq * Dq, 7);
-  const down = values(E * Dq * Fq, 8);
-  const w = routingWeights();
-  const scores = Float32Array.from(w, (v) => (v > 0 ? Math.log(v) : -Infinity));
-  const q1 = quantizeMatrix(interleave(gate, up, Fq, Dq), E * 2 * Fq, Dq, bits);
-  const q2 = quantizeMatrix(down, E * Dq, Fq, bits);
+  const { w, scores } = routing();
+  const q1 = quantizeMatrix(values(E * 2 * Fq * Dq, 6), E * 2 * Fq, Dq, bits);
+  const q2 = quantizeMatrix(values(E * Dq * Fq, 8), E * Dq, Fq, bits);
   // What the kernel should compute: the float experts the quantized values stand for.
-  const d1 = dequantizeMatrix(q1);
-  const dq = { gate: new Float32Array(E * Fq * Dq), up: new Float32Array(E * Fq * Dq) };
-  for (let e = 0; e < E; e++) {
-    for (let r = 0; r < Fq; r++) {
-      dq.gate.set(d1.subarray((e * 2 * Fq + 2 * r) * Dq, (e * 2 * Fq + 2 * r + 1) * Dq), (e * Fq + r) * Dq);
-      dq.up.set(d1.subarray((e * 2 * Fq + 2 * r + 1) * Dq, (e * 2 * Fq + 2 * r + 2) * Dq), (e * Fq + r) * Dq);
-    }
-  }
-  const ref = reference(x, w, dq.gate, dq.up, dequantizeMatrix(q2), Dq, Fq);
+  const ref = reference(x, w, dequantizeMatrix(q1), dequantizeMatrix(q2), Dq, Fq);
   const y = await runOnce(
     cacheDir,
     `qmoe${bits}-kernel`,
