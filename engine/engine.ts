@@ -9,9 +9,10 @@
 import { Worker } from 'node:worker_threads';
 import { EngineError, EngineErrorCode } from './errors.ts';
 import type { GenerateRequest, GenerationEvent } from './generate/types.ts';
-import type { EngineOptions, FromWorker, ModelInfo, SerializedError, ToWorker } from './runtime/messages.ts';
+import type { FromWorker, ModelInfo, SerializedError, ToWorker } from './runtime/messages.ts';
+import type { RunnerOptions } from './runtime/runner.ts';
 
-export type { EngineOptions, ModelInfo } from './runtime/messages.ts';
+export type { ModelInfo } from './runtime/messages.ts';
 
 function revive(e: SerializedError): EngineError {
   return new EngineError(e.code, e.message, e.details);
@@ -34,7 +35,7 @@ export class Engine {
     worker.on('exit', () => this.fail(new EngineError(EngineErrorCode.DISPOSED, 'the inference worker has exited')));
   }
 
-  static async load(dir: string, options: EngineOptions = {}): Promise<Engine> {
+  static async load(dir: string, options: RunnerOptions = {}): Promise<Engine> {
     const worker = spawnWorker();
     const info = await new Promise<ModelInfo>((resolve, reject) => {
       const onMsg = (m: FromWorker) => {

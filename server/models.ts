@@ -4,7 +4,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { Engine, type EngineOptions, type ModelInfo } from '../engine/engine.ts';
+import { Engine, type ModelInfo } from '../engine/engine.ts';
+import type { RunnerOptions } from '../engine/runtime/runner.ts';
 import type { ModelSummary } from './protocol.ts';
 
 interface Entry {
@@ -16,7 +17,7 @@ interface Entry {
 export class ModelRegistry {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(dirs: readonly string[], private readonly options: EngineOptions = {}) {
+  constructor(dirs: readonly string[], private readonly options: RunnerOptions = {}) {
     for (const d of dirs) {
       const dir = resolve(d);
       if (!this.entries.has(basename(dir))) this.entries.set(basename(dir), { dir, engine: null, info: null });

@@ -24,9 +24,6 @@ export interface ModelInfo {
   readonly memory: MemoryBudget;
 }
 
-/** Runner options that can cross to the worker (no callbacks). */
-export type EngineOptions = Omit<RunnerOptions, 'onBudget'>;
-
 export interface SerializedError {
   readonly code: EngineErrorCode;
   readonly message: string;
@@ -34,7 +31,7 @@ export interface SerializedError {
 }
 
 export type ToWorker =
-  | { readonly type: 'load'; readonly dir: string; readonly options: EngineOptions }
+  | { readonly type: 'load'; readonly dir: string; readonly options: RunnerOptions }
   | { readonly type: 'generate'; readonly id: number; readonly request: GenerateRequest; readonly cancel: SharedArrayBuffer }
   | { readonly type: 'encode'; readonly id: number; readonly text: string }
   | { readonly type: 'dispose' };

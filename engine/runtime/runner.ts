@@ -13,7 +13,7 @@ import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
 import { hasUnbiasedIds, IO } from '../graph/model.ts';
 import { quantBits, type QuantMode } from '../graph/quant.ts';
 import { verifyMoeKernel, verifyQuantKernels } from './kernel-check.ts';
-import { checkBudget, estimateWeightBytes, memoryBudget, type MemoryBudget } from './memory.ts';
+import { checkBudget, estimateWeightBytes, memoryBudget, residentWeightBytes, type MemoryBudget } from './memory.ts';
 import { KvCache } from './kv-cache.ts';
 import { stepProfiles, type StepProfile } from './profile.ts';
 import { OrtModel, type ExecutionProvider, type FeedTensor } from './ort.ts';
@@ -28,8 +28,6 @@ export interface RunnerOptions {
   readonly diagnostics?: boolean;
   /** How weight matrices are stored: float32 (default) or block-quantized int8 / int4. */
   readonly quant?: QuantMode;
-  /** Told the memory budget before the session is created (after the graph is built or found). */
-  readonly onBudget?: (b: MemoryBudget) => void;
 }
 
 export interface StepRequest {
@@ -94,8 +92,7 @@ export class ModelRunner {
     const routingOutputs = !opts.withoutRoutingOutputs;
     const graph = await compileGraph(ckpt, { routingOutputs, quant }, cacheDir);
     const est = estimateWeightBytes(ckpt.config, ckpt.tensors, quant);
-    const budget = memoryBudget(ckpt.config, graph.weightBytes + (est.resident - est.file));
-    opts.onBudget?.(budget);
+    const budget = memoryBudget(ckpt.config, residentWeightBytes(graph.weightBytes, est));
     checkBudget(budget, quant);
     const profileDir = opts.diagnostics ? mkdtempSync(join(tmpdir(), 'moe-lab-profile-')) : null;
     const open = () =>
