@@ -9,7 +9,7 @@ import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { compileGraph, defaultCacheDir, type ImportProgress } from '../graph/compile.ts';
 import { QUANT_MODES, type QuantMode } from '../graph/quant.ts';
-import { describeBudget, estimateWeightBytes, formatBytes, memoryBudget } from '../runtime/memory.ts';
+import { describeBudget, estimateWeightBytes, formatBytes, memoryBudget, peakRss, residentWeightBytes } from '../runtime/memory.ts';
 
 export const IMPORT_USAGE = `moe-lab import DIR [--quant none|int8|int4] [--cache DIR] [--plain]
 
@@ -24,11 +24,6 @@ export function parseQuant(v: string | undefined): QuantMode {
     throw new EngineError(EngineErrorCode.BAD_CONFIG, `--quant must be one of ${QUANT_MODES.join(', ')}, got '${q}'`);
   }
   return q as QuantMode;
-}
-
-/** Peak resident memory of this process so far (bytes). */
-export function peakRss(): number {
-  return process.resourceUsage().maxRSS * 1024;
 }
 
 export interface ImportResult {
@@ -77,7 +72,7 @@ export async function runImport(argv: string[], out: NodeJS.WritableStream = pro
   const peak = peakRss();
   out.write(
     `${graph.built ? 'built' : 'already cached'}: ${graph.modelPath}\n` +
-      `weights file ${formatBytes(graph.weightBytes)} (${quant}); ${describeBudget(memoryBudget(c, graph.weightBytes + est.resident - est.file))}\n` +
+      `weights file ${formatBytes(graph.weightBytes)} (${quant}); ${describeBudget(memoryBudget(c, residentWeightBytes(graph.weightBytes, est)))}\n` +
       `import took ${seconds.toFixed(1)} s, peak memory of the import ${formatBytes(peak)} (${peak} bytes)\n`,
   );
   return { modelPath: graph.modelPath, weightBytes: graph.weightBytes, seconds, peakRssBytes: peak, built: graph.built };

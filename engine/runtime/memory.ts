@@ -10,6 +10,7 @@ import type { ModelConfig } from '../checkpoint/config.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { QUANT_BLOCK, quantBits, type QuantMode } from '../graph/quant.ts';
+import { GLOBAL_NAMES, layerNames } from '../graph/weights.ts';
 
 export interface MemoryBudget {
   /** Bytes of weights the session holds. */
@@ -24,6 +25,11 @@ export interface MemoryBudget {
 }
 
 const GiB = 1024 ** 3;
+
+/** Peak resident memory of this process so far (bytes). */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
 
 export function formatBytes(n: number): string {
   return n >= GiB ? `${(n / GiB).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
@@ -56,19 +62,40 @@ export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quan
     file += bits ? n * 2 : n * 4;
     if (bits) widened += n * 2;
   };
+  const experts = routedExpertTensors(cfg);
   for (const name of tensors.names) {
     const shape = tensors.info(name).shape;
     const n = shape.reduce((a, b) => a * b, 1);
-    const isExpert = /\.experts\.\d+\.|\.(input|output)_linear\.weight$/.test(name);
     const k = shape[shape.length - 1]!;
     if (shape.length < 2) file += n * 4;
-    else if (name === 'model.embed_tokens.weight') file += bits ? n * 2 : n * 4;
-    else if (isExpert && bits) file += quantizedBytes(n / k, k, bits);
+    else if (name === GLOBAL_NAMES.embed) file += bits ? n * 2 : n * 4;
+    else if (experts.has(name) && bits) file += quantizedBytes(n / k, k, bits);
     else matrix(n);
   }
   file += 2 * cfg.maxPositions * cfg.ropeDim * 4;
   if (cfg.tieWordEmbeddings) matrix(cfg.vocabSize * cfg.hiddenSize);
   return { file, resident: file + widened };
+}
+
+/** The routed experts' weight tensors, by the names the graph builder reads them under. */
+function routedExpertTensors(cfg: ModelConfig): Set<string> {
+  const names = new Set<string>();
+  for (const l of cfg.moeLayers) {
+    const x = layerNames(cfg, l).experts;
+    if (x.layout === 'stacked') names.add(x.input).add(x.output);
+    else {
+      for (let e = 0; e < cfg.moe.numExperts; e++) {
+        const n = x.expert(e);
+        for (const p of [n.gate, n.up, n.down]) names.add(`${p}.weight`);
+      }
+    }
+  }
+  return names;
+}
+
+/** What the session holds for a weights file of `fileBytes`: its float16 matrices are widened at load. */
+export function residentWeightBytes(fileBytes: number, est: WeightEstimate): number {
+  return fileBytes + est.resident - est.file;
 }
 
 export function memoryBudget(cfg: ModelConfig, weightBytes: number): MemoryBudget {
