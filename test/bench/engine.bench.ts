@@ -10,6 +10,7 @@ import { argmax } from '../../engine/generate/sampling.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 import { randomMixtral } from './random-checkpoint.ts';
+import { peakRss } from '../../engine/runtime/memory.ts';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const cacheDir = join(REPO_ROOT, '.cache', 'bench');
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
     }
   }
   rows.push([`generate() end to end, ${generated} tokens from context 16`, `${decodeTps.toFixed(1)} tok/s`]);
-  rows.push(['peak RSS', `${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB (both sessions loaded)`]);
+  rows.push(['peak RSS', `${(peakRss() / 2 ** 20).toFixed(0)} MiB (both sessions loaded)`]);
 
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log('\nengine benchmark (random-weight mixtral, L=8 d=512 E=8 F=1024 V=8192, fp32, CPU)');

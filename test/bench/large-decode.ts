@@ -2,6 +2,8 @@
  * Child process of the large benchmark: loads a checkpoint's cached int4 graph, then times decode
  * steps, so the resident memory it reports is the model's alone. Prints one JSON line.
  */
+import { argmax } from '../../engine/generate/sampling.ts';
+import { peakRss } from '../../engine/runtime/memory.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 
 const [dir, cacheDir, stepsArg] = process.argv.slice(2);
@@ -14,7 +16,6 @@ const prompt = Array.from({ length: 16 }, (_, i) => 100 + i * 37);
 const p0 = performance.now();
 let out = await runner.step({ ids: prompt, logitIndex: [prompt.length - 1], routeBias: null, topK: runner.config.moe.topK });
 const prefillMs = performance.now() - p0;
-const argmax = (l: Float32Array) => l.reduce((b, v, i) => (v > l[b]! ? i : b), 0);
 // One warm-up step (first decode allocates), then the timed ones.
 out = await runner.step({ ids: [argmax(out.logits)], logitIndex: [0], routeBias: null, topK: runner.config.moe.topK });
 const ms: number[] = [];
@@ -35,7 +36,7 @@ console.log(
     routingLayers: out.routing ? out.routing.ids.length / out.routing.k : 0,
     rssAfterLoad,
     rssAfterDecode: process.memoryUsage().rss,
-    peakRss: process.resourceUsage().maxRSS * 1024,
+    peakRss: peakRss(),
     weightBytes: runner.memory.weights,
   }),
 );

@@ -135,7 +135,8 @@ async function main(): Promise<void> {
   const cache = join(defaultCacheDir(), 'bench');
   const dir = join(cache, DRY ? 'olmoe-dry-run-random-bf16' : 'olmoe-1b-7b-shaped-random-bf16');
   mkdirSync(cache, { recursive: true });
-  const free = statfsSync(cache).bavail * statfsSync(cache).bsize;
+  const fs = statfsSync(cache);
+  const free = fs.bavail * fs.bsize;
   console.log(`cache ${cache}: ${formatBytes(free)} free`);
   const t0 = performance.now();
   if (!existsSync(join(dir, 'model.safetensors.index.json'))) {
@@ -145,19 +146,20 @@ async function main(): Promise<void> {
   }
   const ckpt = openCheckpoint(dir);
   const shards = new Set(ckpt.tensors.names.map((n) => ckpt.tensors.info(n).file)).size;
-  const largestF32 = Math.max(...ckpt.tensors.names.map((n) => ckpt.tensors.info(n).shape.reduce((a, b) => a * b, 1) * 4));
-  const params = ckpt.tensors.names.reduce((a, n) => a + ckpt.tensors.info(n).shape.reduce((x, y) => x * y, 1), 0);
+  const sizes = ckpt.tensors.names.map((n) => ckpt.tensors.info(n).shape.reduce((a, b) => a * b, 1));
+  const largestF32 = Math.max(...sizes) * 4;
+  const params = sizes.reduce((a, b) => a + b, 0);
 
   // A fresh import every run: remove this checkpoint's cached int4 graph (the content hash is
   // remembered, so only the first run hashes the 13.8 GB).
-  const hash = await checkpointHash(ckpt, cache);
-  rmSync(graphEntry(hash, { routingOutputs: true, quant: 'int4' }, cache), { recursive: true, force: true });
+  const entry = graphEntry(await checkpointHash(ckpt, cache), { routingOutputs: true, quant: 'int4' }, cache);
+  rmSync(entry, { recursive: true, force: true });
   console.log('\nimporting at int4…');
   const imp = await runChild([join(REPO_ROOT, 'server', 'bin.mjs'), 'import', dir, '--quant', 'int4', '--cache', cache]);
   if (imp.code !== 0) throw new Error(`import failed (${imp.code})`);
   const seconds = Number(/import took ([\d.]+) s/.exec(imp.stdout)![1]);
   const reportedPeak = Number(/\((\d+) bytes\)/.exec(imp.stdout)![1]);
-  const weights = statSync(join(graphEntry(hash, { routingOutputs: true, quant: 'int4' }, cache), 'weights.bin')).size;
+  const weights = statSync(join(entry, 'weights.bin')).size;
 
   console.log('\ndecoding at int4…');
   const dec = await runChild(['--import', 'tsx', join(REPO_ROOT, 'test', 'bench', 'large-decode.ts'), dir, cache, '8']);

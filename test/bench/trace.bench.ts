@@ -18,6 +18,7 @@ import { seededRandom } from '../../engine/generate/sampling.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 import { randomTrace } from '../engine/analysis/synthetic.ts';
 import { randomMixtral } from './random-checkpoint.ts';
+import { peakRss } from '../../engine/runtime/memory.ts';
 
 const cacheDir = join(REPO_ROOT, '.cache', 'bench');
 process.env['MOE_LAB_CACHE'] ??= cacheDir;
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log('\ntrace benchmark (random-weight mixtral, L=8 d=512 E=8 k=2, CPU)');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
-  console.log(`  peak RSS${' '.repeat(Math.max(0, w - 8))}  ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+  console.log(`  peak RSS${' '.repeat(Math.max(0, w - 8))}  ${(peakRss() / 2 ** 20).toFixed(0)} MiB`);
 }
 
 await main();

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { argmax } from '../../engine/generate/sampling.ts';
 import type { QuantMode } from '../../engine/graph/quant.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 import { testCacheDir } from '../helpers/cache.ts';
@@ -39,12 +40,6 @@ interface Report {
   /** Largest float32 margin among the tokens that changed (0 if none did). */
   worstLostMargin: number;
   maxLogitError: number;
-}
-
-function argmax(l: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < l.length; i++) if (l[i]! > l[b]!) b = i;
-  return b;
 }
 
 function margin(l: Float32Array): number {

@@ -14,10 +14,10 @@ import { EngineErrorCode } from '../../engine/errors.ts';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { testCacheDir } from '../helpers/cache.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
+import { normalFrom } from '../helpers/normal.ts';
 
 function gaussian(n: number, seed: number): Float32Array {
-  const r = seededRandom(seed);
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
+  return Float32Array.from({ length: n }, normalFrom(seededRandom(seed)));
 }
 
 describe('block quantization', () => {

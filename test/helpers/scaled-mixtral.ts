@@ -11,6 +11,7 @@ import { writeSafetensors } from '../../engine/checkpoint/safetensors-writer.ts'
 import { seededRandom } from '../../engine/generate/sampling.ts';
 import { mixtralTensorDecls } from '../bench/random-checkpoint.ts';
 import { fixtureDir } from './fixtures.ts';
+import { normalFrom } from './normal.ts';
 
 export const SCALED = { layers: 4, hidden: 512, heads: 8, kvHeads: 4, experts: 8, topK: 2, ffn: 512, vocab: 256 } as const;
 
@@ -21,8 +22,7 @@ export async function scaledMixtral(cacheDir: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const decls = mixtralTensorDecls(s, 'F32');
   const random = seededRandom(2024);
-  // Box–Muller: two uniforms → one standard normal.
-  const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const normal = normalFrom(random);
   await writeSafetensors(join(dir, 'model.safetensors'), decls, (d) => {
     const n = d.shape.reduce((a, b) => a * b, 1);
     if (d.name.endsWith('norm.weight')) return Float32Array.from({ length: n }, () => 1 + 0.1 * normal());
