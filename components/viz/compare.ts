@@ -197,14 +197,10 @@ export function createCompare(container: HTMLElement, initial: CompareProps): Co
     hoveredCell = null;
     scheduler.schedule();
   });
-  listeners.onResize(root, () => {
-    if (root.clientWidth !== width) {
-      width = root.clientWidth;
-      scheduler.schedule();
-    }
+  width = listeners.onWidthChange(root, (w) => {
+    width = w;
+    scheduler.schedule();
   });
-
-  width = root.clientWidth;
   watch();
   draw(true);
 

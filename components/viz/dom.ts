@@ -88,6 +88,22 @@ export class Listeners {
     this.off.push(() => ro.disconnect());
   }
 
+  /**
+   * Calls `fn(width)` when `target`'s width changes (heights are the renderer's own business), and
+   * returns the width now, which the caller starts from.
+   */
+  onWidthChange(target: Element, fn: (width: number) => void): number {
+    let last = target.clientWidth;
+    this.onResize(target, () => {
+      const w = target.clientWidth;
+      if (w !== last) {
+        last = w;
+        fn(w);
+      }
+    });
+    return last;
+  }
+
   add(fn: () => void): void {
     this.off.push(fn);
   }

@@ -196,14 +196,10 @@ export function createHeatmap(container: HTMLElement, initial: HeatmapProps): He
     hovered = null;
     scheduler.schedule();
   });
-  listeners.onResize(root, () => {
-    if (root.clientWidth !== width) {
-      width = root.clientWidth;
-      scheduler.schedule();
-    }
+  width = listeners.onWidthChange(root, (w) => {
+    width = w;
+    scheduler.schedule();
   });
-
-  width = root.clientWidth;
   watch(initial.data);
   draw(true);
 

@@ -191,14 +191,10 @@ export function createLatency(container: HTMLElement, initial: LatencyProps): La
     hovered = -1;
     cursor.setAttribute('visibility', 'hidden');
   });
-  listeners.onResize(root, () => {
-    if (root.clientWidth !== width) {
-      width = root.clientWidth;
-      scheduler.schedule();
-    }
+  width = listeners.onWidthChange(root, (w) => {
+    width = w;
+    scheduler.schedule();
   });
-
-  width = root.clientWidth;
   watch(initial.data);
   draw(true);
 

@@ -321,15 +321,10 @@ export function createRoutingGrid(container: HTMLElement, initial: RoutingGridPr
     mode = modeSelect.value === 'topk' ? 'topk' : 'top1';
     scheduler.schedule();
   });
-  listeners.onResize(scroller, () => {
-    const w = scroller.clientWidth;
-    if (w !== viewportWidth) {
-      viewportWidth = w;
-      scheduler.schedule();
-    }
+  viewportWidth = listeners.onWidthChange(scroller, (w) => {
+    viewportWidth = w;
+    scheduler.schedule();
   });
-
-  viewportWidth = scroller.clientWidth;
   watch(initial.data);
   draw(true);
 
