@@ -39,10 +39,10 @@ export const EngineErrorCode = {
 
 export type EngineErrorCode = (typeof EngineErrorCode)[keyof typeof EngineErrorCode];
 
-export class EngineError extends Error {
-  override readonly name = 'EngineError';
+/** An error with a stable code and optional details; the engine's and the analysis layer's errors are these. */
+export class CodedError<C extends string> extends Error {
   constructor(
-    readonly code: EngineErrorCode,
+    readonly code: C,
     message: string,
     readonly details?: Record<string, unknown>,
   ) {
@@ -50,9 +50,13 @@ export class EngineError extends Error {
   }
 
   /** Plain-object form that survives `postMessage` and JSON. */
-  toJSON(): { code: EngineErrorCode; message: string; details?: Record<string, unknown> } {
+  toJSON(): { code: C; message: string; details?: Record<string, unknown> } {
     return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
   }
+}
+
+export class EngineError extends CodedError<EngineErrorCode> {
+  override readonly name = 'EngineError';
 }
 
 export function isEngineError(e: unknown): e is EngineError {

@@ -2,6 +2,8 @@
  * Failures of trace export, import and analysis. Like the engine's errors they carry a stable
  * code; callers branch on the code, never on the message.
  */
+import { CodedError } from '../errors.ts';
+
 export const AnalysisErrorCode = {
   /** A trace, payload or prompt file does not have the shape the format documents. */
   BAD_INPUT: 'TRACE_BAD_INPUT',
@@ -15,19 +17,8 @@ export const AnalysisErrorCode = {
 
 export type AnalysisErrorCode = (typeof AnalysisErrorCode)[keyof typeof AnalysisErrorCode];
 
-export class AnalysisError extends Error {
+export class AnalysisError extends CodedError<AnalysisErrorCode> {
   override readonly name = 'AnalysisError';
-  constructor(
-    readonly code: AnalysisErrorCode,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-
-  toJSON(): { code: AnalysisErrorCode; message: string; details?: Record<string, unknown> } {
-    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
-  }
 }
 
 export function badInput(message: string, details?: Record<string, unknown>): AnalysisError {
