@@ -7,6 +7,7 @@ import { EngineError } from '../errors.ts';
 import { ANALYZE_USAGE, runAnalyze } from './analyze.ts';
 import { GENERATE_USAGE, runGenerate } from './generate.ts';
 import { IMPORT_USAGE, runImport } from './import.ts';
+import { QUANT_COST_USAGE, runQuantCost } from './quant-cost.ts';
 import { runTrace, TRACE_USAGE } from './trace.ts';
 
 /** The model that ships with MoE Lab. */
@@ -19,6 +20,7 @@ export const ENGINE_COMMANDS: Record<string, { usage: string; run: Command }> = 
   trace: { usage: TRACE_USAGE, run: (argv) => runTrace(argv, BUILTIN_MODEL) },
   analyze: { usage: ANALYZE_USAGE, run: async (argv) => void (await runAnalyze(argv)) },
   import: { usage: IMPORT_USAGE, run: async (argv) => void (await runImport(argv)) },
+  'quant-cost': { usage: QUANT_COST_USAGE, run: async (argv) => void (await runQuantCost(argv, BUILTIN_MODEL)) },
 };
 
 /** Runs a command, printing `error [CODE]: message` and exiting 2 on failure. */

@@ -1,0 +1,123 @@
+/**
+ * `moe-lab quant-cost` and the measurement under it: quantized weights compared with float32 on
+ * identical inputs, reported overall and per MoE layer.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
+import { defaultPrompts, runQuantCost } from '../../engine/cli/quant-cost.ts';
+import { EngineErrorCode } from '../../engine/errors.ts';
+import { measureQuantCost, topMargin } from '../../engine/runtime/quant-cost.ts';
+import { ModelRunner } from '../../engine/runtime/runner.ts';
+import { testCacheDir } from '../helpers/cache.ts';
+import { fixtureDir, loadExpected, REPO_ROOT } from '../helpers/fixtures.ts';
+
+function capture(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+describe('quantization cost against float32', () => {
+  const runners: ModelRunner[] = [];
+  const load = async (quant: 'none' | 'int8') => {
+    const r = await ModelRunner.load(fixtureDir('mixtral'), { cacheDir: testCacheDir(), quant });
+    runners.push(r);
+    return r;
+  };
+  after(async () => {
+    for (const r of runners) await r.dispose();
+  });
+  const prompts = () => loadExpected('mixtral').prompts.map((p) => p.input_ids);
+
+  it('finds no difference between two float32 sessions of the same checkpoint', async () => {
+    const r = await measureQuantCost(await load('none'), await load('none'), prompts(), 4);
+    assert.equal(r.agreement, 1);
+    assert.deepEqual(r.layerAgreement, [1, 1, 1]);
+    assert.equal(r.tokensKept, r.tokens);
+    assert.equal(r.tokens, 2 * 5, 'one greedy token per prefill and per decode step, per prompt');
+    assert.equal(r.maxLogitError, 0);
+    assert.equal(r.rmsLogitError, 0);
+    // Every prompt position and every decoded token is compared at every MoE layer.
+    const positions = prompts().reduce((s, p) => s + p.length + 4, 0);
+    assert.equal(r.choices, positions * 3 * 2);
+  });
+
+  it('reports int8 per MoE layer, consistent with the overall figure', async () => {
+    const r = await measureQuantCost(await load('none'), await load('int8'), prompts(), 4);
+    assert.equal(r.layerAgreement.length, 3);
+    const mean = r.layerAgreement.reduce((s, v) => s + v, 0) / 3; // equal choices per layer
+    assert.ok(Math.abs(mean - r.agreement) < 1e-12);
+    assert.ok(r.maxLogitError > 0, 'int8 weights change the logits');
+    assert.ok(r.rmsLogitError > 0 && r.rmsLogitError <= r.maxLogitError);
+    assert.ok(r.agreement > 0.8 && r.agreement <= 1, `agreement ${r.agreement}`);
+  });
+
+  it('measures the top-1 margin as the gap between the two largest logits', () => {
+    assert.equal(topMargin(new Float32Array([0.5, 3, -1, 2.25])), 0.75);
+    assert.equal(topMargin(new Float32Array([2, 2, 1])), 0);
+  });
+});
+
+describe('moe-lab quant-cost', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moe-lab-qcost-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let promptsFile = '';
+  before(() => {
+    promptsFile = join(dir, 'prompts.jsonl');
+    writeFileSync(promptsFile, loadExpected('mixtral').prompts.map((p) => JSON.stringify({ prompt_ids: p.input_ids })).join('\n') + '\n');
+  });
+
+  it('prints agreement, kept tokens and logit error for each mode', async () => {
+    const out = capture();
+    const results = await runQuantCost([fixtureDir('mixtral'), '--prompts', promptsFile, '--max-new-tokens', '3', '--cache', testCacheDir()], '', out.stream);
+    const text = out.text();
+    assert.deepEqual([...results.keys()], ['int8', 'int4']);
+    for (const [mode, r] of results) {
+      assert.match(text, new RegExp(`^${mode}: top-k agreement ${(100 * r.agreement).toFixed(2)} % of ${r.choices} choices \\(per MoE layer: [\\d., %]+\\)$`, 'm'));
+      assert.match(text, new RegExp(`^${mode}: greedy tokens kept ${r.tokensKept}/8`, 'm'));
+      assert.match(text, new RegExp(`^${mode}: weights in memory \\d+\\.\\d % of float32$`, 'm'));
+    }
+    assert.match(text, /^mixtral: 2 prompts, 3 greedy tokens each, against float32$/m);
+  });
+
+  it('prints one JSON object per mode with --json', async () => {
+    const out = capture();
+    await runQuantCost([fixtureDir('mixtral'), '--quant', 'int4', '--prompts', promptsFile, '--max-new-tokens', '2', '--json', '--cache', testCacheDir()], '', out.stream);
+    const lines = out.text().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!['quant'], 'int4');
+    assert.equal(lines[0]!['tokens'], 6);
+    assert.equal((lines[0]!['layerAgreement'] as number[]).length, 3);
+    assert.ok((lines[0]!['weightsInMemory'] as number) < 0.5);
+  });
+
+  it('uses sample texts through the tokenizer, or seeded random tokens without one', () => {
+    const builtin = openCheckpoint(join(REPO_ROOT, 'models', 'moe-lab-tiny'));
+    const texts = defaultPrompts(builtin);
+    assert.ok(texts.length >= 4 && texts.every((p) => p.length > 5));
+    const fixture = openCheckpoint(fixtureDir('mixtral'));
+    const random = defaultPrompts(fixture);
+    assert.deepEqual(random, defaultPrompts(fixture), 'the same prompts every time');
+    assert.ok(random.flat().every((id) => id >= 0 && id < fixture.config.vocabSize));
+  });
+
+  it('refuses float32 as a mode, bad prompts and unreadable prompt files with stable codes', async () => {
+    const run = (args: string[]) => runQuantCost([fixtureDir('mixtral'), '--cache', testCacheDir(), ...args], '', capture().stream);
+    await assert.rejects(run(['--quant', 'none']), { code: EngineErrorCode.BAD_CONFIG });
+    await assert.rejects(run(['--quant', 'int3']), { code: EngineErrorCode.BAD_CONFIG });
+    await assert.rejects(run(['--max-new-tokens=-1']), { code: EngineErrorCode.BAD_SAMPLING });
+    const outside = join(dir, 'outside.jsonl');
+    writeFileSync(outside, '{"prompt_ids": [1, 2, 9999]}\n');
+    await assert.rejects(run(['--prompts', outside]), { code: EngineErrorCode.BAD_PROMPT });
+    const text = join(dir, 'text.jsonl');
+    writeFileSync(text, '{"prompt": "no tokenizer here"}\n');
+    await assert.rejects(run(['--prompts', text]), { code: EngineErrorCode.NO_TOKENIZER });
+    await assert.rejects(run(['--prompts', join(dir, 'missing.jsonl')]), { code: 'TRACE_BAD_INPUT' });
+  });
+});
