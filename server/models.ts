@@ -69,6 +69,8 @@ export class ModelRegistry {
       topK: i?.topK ?? null,
       contextLength: i?.contextLength ?? null,
       hasTokenizer: i?.hasTokenizer ?? null,
+      quant: this.options.quant ?? 'none',
+      weightBytes: i?.memory.weights ?? null,
     };
   }
 

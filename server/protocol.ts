@@ -48,6 +48,10 @@ export const modelSummarySchema = z.object({
   topK: z.number().nullable(),
   contextLength: z.number().nullable(),
   hasTokenizer: z.boolean().nullable(),
+  /** How the routed experts are stored (the server's --quant); known before the model loads. */
+  quant: z.enum(['none', 'int8', 'int4']),
+  /** Bytes of weights the loaded session holds; null until loaded. */
+  weightBytes: z.number().nullable(),
 });
 export type ModelSummary = z.infer<typeof modelSummarySchema>;
 

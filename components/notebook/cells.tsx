@@ -4,6 +4,7 @@
 import dynamic from 'next/dynamic';
 import { useEffect, useRef, type ReactElement } from 'react';
 import type { ModelSummary } from '../../server/protocol';
+import { modelLabel, modelTitle } from './model-label';
 import type { RunCache } from '../runs';
 import { useRun } from '../runs';
 import { renderMarkdown } from './format';
@@ -127,8 +128,8 @@ function PromptControls({ p, models, onChange }: { p: PromptSettings; models: Mo
         <select aria-label="model" value={p.model} onChange={(e) => set('model', e.target.value)}>
           {!models.some((m) => m.id === p.model) && <option value={p.model}>{p.model || '(choose)'}</option>}
           {models.map((m) => (
-            <option key={m.id} value={m.id}>
-              {m.id}
+            <option key={m.id} value={m.id} title={modelTitle(m)}>
+              {modelLabel(m)}
             </option>
           ))}
         </select>

@@ -61,6 +61,22 @@ describe('streaming runs', () => {
     assert.equal(events.at(-1)!.t, 'done');
   });
 
+  it('the model list says how the weights are stored, and their size once loaded', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    const hello = await c.hello();
+    assert.equal(hello.models[0]!.quant, 'none');
+    c.send({ type: 'list_models', id: 'm1' });
+    const listed = await c.waitFor((m) => m.type === 'models' && m.id === 'm1');
+    assert.ok(listed.type === 'models');
+    const m = listed.models[0]!;
+    assert.equal(m.loaded, true, 'the first test loaded it');
+    const runner = await ModelRunner.load(modelDir, { cacheDir: testCacheDir() });
+    assert.equal(m.weightBytes, runner.memory.weights);
+    assert.equal(m.hash, runner.hash);
+    await runner.dispose();
+    await c.close();
+  });
+
   it('a client that reconnects mid-run resumes with no gap and no duplicate', async () => {
     const a = await TestClient.connect(server.url, { token: server.token });
     await a.hello();
@@ -182,5 +198,36 @@ describe('the run store', () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+describe('a server started with --quant int8', () => {
+  let modelDir: string;
+  let server: Awaited<ReturnType<typeof labServer>>;
+  before(async () => {
+    modelDir = await smallModel();
+    server = await labServer({ modelDirs: [modelDir], quant: 'int8', dataDir: mkdtempSync(join(tmpdir(), 'moe-lab-data-')) });
+  });
+  after(async () => server.close());
+
+  it('lists its models as int8 and runs the int8 weights, with their own hash', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    const hello = await c.hello();
+    assert.equal(hello.models[0]!.quant, 'int8');
+    assert.equal(hello.models[0]!.weightBytes, null, 'not loaded yet');
+    const runId = await c.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 8 });
+    const events = await c.untilDone(runId);
+    const started = events[0]!;
+    const runner = await ModelRunner.load(modelDir, { cacheDir: testCacheDir(), quant: 'int8' });
+    assert.ok(started.t === 'started' && started.modelHash === `${runner.hash}:int8`);
+    c.send({ type: 'list_models', id: 'm2' });
+    const listed = await c.waitFor((m) => m.type === 'models' && m.id === 'm2');
+    assert.ok(listed.type === 'models' && listed.models[0]!.weightBytes === runner.memory.weights);
+    // Greedy tokens are the int8 runner's.
+    const local: number[] = [];
+    for await (const ev of generate(runner, { promptIds: PROMPT, maxNewTokens: 8 })) if (ev.type === 'token' && ev.phase === 'decode') local.push(ev.id);
+    assert.deepEqual(events.flatMap((e) => (e.t === 'token' && e.phase === 'decode' ? [e.id] : [])), local);
+    await runner.dispose();
+    await c.close();
   });
 });
