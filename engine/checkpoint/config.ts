@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { EngineError, EngineErrorCode } from '../errors.ts';
+import { parseRopeScaling, yarnMscale, type RopeScaling } from './rope-scaling.ts';
 import type { RoutingSpec } from '../routing.ts';
 
 export const SUPPORTED_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'olmoe', 'qwen3_moe', 'granitemoe', 'deepseek_v3'] as const;
@@ -58,6 +59,8 @@ export interface ModelConfig {
   readonly ropeDim: number;
   readonly rmsNormEps: number;
   readonly ropeTheta: number;
+  /** config.json's rope_scaling (checkpoint/rope-scaling.ts). */
+  readonly ropeScaling: RopeScaling;
   readonly maxPositions: number;
   readonly tieWordEmbeddings: boolean;
   readonly attention: AttentionSpec;
@@ -185,9 +188,6 @@ function checkCommon(c: z.infer<typeof baseSchema>, modelType: string): void {
   if (c.hidden_act !== 'silu') {
     throw new EngineError(EngineErrorCode.BAD_CONFIG, `${modelType}: hidden_act '${c.hidden_act}' is not supported (only silu)`);
   }
-  if (c.rope_scaling !== null && c.rope_scaling !== undefined) {
-    throw new EngineError(EngineErrorCode.BAD_CONFIG, `${modelType}: rope_scaling is not supported yet`);
-  }
   const kv = c.num_key_value_heads ?? c.num_attention_heads;
   if (c.num_attention_heads % kv !== 0) {
     throw new EngineError(EngineErrorCode.BAD_CONFIG, `num_attention_heads must be a multiple of num_key_value_heads`);
@@ -207,6 +207,7 @@ function common(c: z.infer<typeof baseSchema>) {
     ropeDim: headDim,
     rmsNormEps: c.rms_norm_eps,
     ropeTheta: c.rope_theta,
+    ropeScaling: parseRopeScaling(c.rope_scaling, c.model_type, c.max_position_embeddings),
     maxPositions: c.max_position_embeddings,
     tieWordEmbeddings: c.tie_word_embeddings,
     bosTokenId: c.bos_token_id ?? null,
@@ -339,6 +340,10 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       if (c.qk_rope_head_dim % 2 !== 0) throw badConfig(modelType, 'qk_rope_head_dim must be even');
       const qkHeadDim = c.qk_nope_head_dim + c.qk_rope_head_dim;
       const shared = c.n_shared_experts ?? 0;
+      // DeepSeek's attention carries YaRN's correction in the softmax scale, squared, when
+      // mscale_all_dim is set (its RoPE tables then get the mscale ratio, usually 1).
+      const rope = parseRopeScaling(c.rope_scaling, modelType, c.max_position_embeddings);
+      const mscale = rope.kind === 'yarn' && rope.mscaleAllDim ? yarnMscale(rope.factor, rope.mscaleAllDim) : 1;
       return {
         modelType,
         ...common(c),
@@ -356,7 +361,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
           vDim: c.v_head_dim,
           ropeInterleave: c.rope_interleave,
           bias: c.attention_bias,
-          scale: 1 / Math.sqrt(qkHeadDim),
+          scale: (mscale * mscale) / Math.sqrt(qkHeadDim),
         },
         moe: {
           numExperts: E,

@@ -5,6 +5,7 @@
 import { ElemType, type GraphBuilder } from './builder.ts';
 import { toFloat16 } from './quant.ts';
 import type { WeightSource } from './weights.ts';
+import { ropeFrequencies, type RopeScaling } from '../checkpoint/rope-scaling.ts';
 
 /**
  * y = x · Wᵀ (+ b). HF stores W as [out, in]; the graph keeps Wᵀ [in, out] so MatMul needs no
@@ -55,19 +56,21 @@ export function applyRope(b: GraphBuilder, x: string, cos: string, sin: string):
 }
 
 /**
- * cos/sin tables [maxPos, Dh], computed the way HF does in float32: inv_freq = 1/θ^(2i/Dh),
- * angle = pos·inv_freq, and the Dh/2 frequencies repeated twice.
+ * cos/sin tables [maxPos, Dh], computed the way HF does in float32: inverse frequencies
+ * (checkpoint/rope-scaling.ts: 1/θ^(2i/Dh), or as rope_scaling stretches them), angle = pos·inv_freq,
+ * the Dh/2 frequencies repeated twice, both tables times the scaling's attention factor.
  */
-export function ropeTables(maxPos: number, dh: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(maxPos: number, dh: number, theta: number, scaling: RopeScaling): { cos: Float32Array; sin: Float32Array } {
   const half = dh / 2;
-  const inv = Float32Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / dh))));
+  const { inv, attentionFactor } = ropeFrequencies(dh, theta, scaling);
+  const af = Math.fround(attentionFactor);
   const cos = new Float32Array(maxPos * dh);
   const sin = new Float32Array(maxPos * dh);
   for (let p = 0; p < maxPos; p++) {
     for (let i = 0; i < half; i++) {
       const angle = Math.fround(p * inv[i]!);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
+      const c = Math.fround(Math.cos(angle)) * af;
+      const s = Math.fround(Math.sin(angle)) * af;
       cos[p * dh + i] = cos[p * dh + i + half] = c;
       sin[p * dh + i] = sin[p * dh + i + half] = s;
     }

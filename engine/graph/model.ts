@@ -63,7 +63,7 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   const topK = b.input(IO.topK, ElemType.int64, [1]);
 
   // ---- per-step constants: rotary cos/sin for these positions, causal mask among new tokens --
-  const rope = ropeTables(cfg.maxPositions, Dr, cfg.ropeTheta);
+  const rope = ropeTables(cfg.maxPositions, Dr, cfg.ropeTheta, cfg.ropeScaling);
   const unsq1 = (x: string) => b.op('Unsqueeze', [x, b.constI64([1])]);
   const cos = unsq1(b.op('Gather', [b.initializer('rope.cos', rope.cos, [cfg.maxPositions, Dr]), positionIds])); // [T, 1, Dr]
   const sin = unsq1(b.op('Gather', [b.initializer('rope.sin', rope.sin, [cfg.maxPositions, Dr]), positionIds])); // [T, 1, Dr]

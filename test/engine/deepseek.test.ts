@@ -176,7 +176,7 @@ describe('config fields of deepseek_v3 and granitemoe', () => {
     badConfig({ ...raw, scoring_func: 'softmax' });
     badConfig({ ...raw, topk_method: 'greedy' });
     badConfig({ ...raw, moe_layer_freq: 2 });
-    badConfig({ ...raw, rope_scaling: { type: 'yarn', factor: 40 } });
+    badConfig({ ...raw, rope_scaling: { type: 'longrope', factor: 40 } });
   });
 
   it('granitemoe: multipliers, attention scale and top-k-then-softmax routing', () => {
