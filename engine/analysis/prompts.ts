@@ -5,6 +5,7 @@
  * extra values are kept in the run's metadata only.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { badInput } from './errors.ts';
 import { isBaseColumn } from './rows.ts';
@@ -72,4 +73,15 @@ export function parsePrompts(text: string, where = 'prompts'): PromptSpec[] {
   });
   if (out.length === 0) throw badInput(`${where}: no prompts`);
   return out;
+}
+
+/** Reads and parses a prompts file; an unreadable file is TRACE_BAD_INPUT like a malformed one. */
+export function readPromptsFile(path: string): PromptSpec[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw badInput(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  return parsePrompts(text, path);
 }

@@ -4,10 +4,9 @@
  * greedy tokens kept, and logit error. Both models are loaded at once, so float32 must fit in
  * memory (the budget check says so before anything runs).
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { badInput } from '../analysis/errors.ts';
-import { parsePrompts } from '../analysis/prompts.ts';
+import { readPromptsFile } from '../analysis/prompts.ts';
 import { openCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { seededRandom } from '../generate/sampling.ts';
@@ -49,13 +48,7 @@ export function defaultPrompts(ckpt: Checkpoint): number[][] {
 }
 
 function promptsFromFile(path: string, ckpt: Checkpoint): number[][] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw badInput(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  return parsePrompts(text, path).map((p) => {
+  return readPromptsFile(path).map((p) => {
     if (p.promptIds) return [...p.promptIds];
     if (!ckpt.tokenizer) throw new EngineError(EngineErrorCode.NO_TOKENIZER, `${path}:${p.line}: text prompts need tokenizer.json in ${ckpt.dir}`);
     return ckpt.tokenizer.encode(p.prompt!);

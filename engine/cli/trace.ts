@@ -3,12 +3,11 @@
  * (docs/trace-format.md). Resumable: run the same command again after an interruption and it
  * continues where it stopped, never writing a run twice.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AnalysisError, AnalysisErrorCode } from '../analysis/errors.ts';
 import { TraceBuilder } from '../analysis/events.ts';
 import { formatProgress } from '../analysis/progress.ts';
-import { parsePrompts, type PromptSpec } from '../analysis/prompts.ts';
+import { readPromptsFile, type PromptSpec } from '../analysis/prompts.ts';
 import { TraceOutput } from '../analysis/trace-output.ts';
 import type { Json, JsonObject } from '../analysis/trace.ts';
 import { Engine } from '../engine.ts';
@@ -115,19 +114,9 @@ function requestFor(p: PromptSpec, a: TraceArgs): GenerateRequest {
   };
 }
 
-function readPrompts(path: string): PromptSpec[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new AnalysisError(AnalysisErrorCode.BAD_INPUT, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  return parsePrompts(text, path);
-}
-
 export async function runTrace(argv: string[], defaultModel: string, err: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): Promise<void> {
   const args = parseTraceArgs(argv, defaultModel);
-  const prompts = readPrompts(args.prompts);
+  const prompts = readPromptsFile(args.prompts);
   const output = await TraceOutput.open(args.out);
   const controller = new AbortController();
   const onSigint = () => controller.abort();

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { runImport } from '../../engine/cli/import.ts';
@@ -15,15 +14,9 @@ import { EngineErrorCode } from '../../engine/errors.ts';
 import { estimateWeightBytes } from '../../engine/runtime/memory.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 import { testCacheDir } from '../helpers/cache.ts';
+import { capture } from '../helpers/capture.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 import { scaledMixtral } from '../helpers/scaled-mixtral.ts';
-
-function capture(): { stream: PassThrough; text: () => string } {
-  const stream = new PassThrough();
-  const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
-}
 
 describe('moe-lab import', () => {
   const cache = mkdtempSync(join(tmpdir(), 'moe-lab-import-'));

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { defaultPrompts, runQuantCost } from '../../engine/cli/quant-cost.ts';
@@ -14,14 +13,8 @@ import { EngineErrorCode } from '../../engine/errors.ts';
 import { measureQuantCost, topMargin } from '../../engine/runtime/quant-cost.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 import { testCacheDir } from '../helpers/cache.ts';
+import { capture } from '../helpers/capture.ts';
 import { fixtureDir, loadExpected, REPO_ROOT } from '../helpers/fixtures.ts';
-
-function capture(): { stream: PassThrough; text: () => string } {
-  const stream = new PassThrough();
-  const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
-}
 
 describe('quantization cost against float32', () => {
   const runners: ModelRunner[] = [];
