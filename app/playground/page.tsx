@@ -71,7 +71,7 @@ export default function Playground() {
           running={running}
           models={models}
           runs={runs}
-          onChange={setCell}
+          onPatch={(patch) => setCell((cur) => ({ ...cur, ...patch }))}
           onRun={() => void run()}
           onStop={() => runId && client.current?.cancel(runId)}
           onEdit={() => {}}

@@ -17,7 +17,7 @@ import { RunCache } from '../runs';
 import { CellView } from './cells';
 import { downloadHtml, downloadIpynb, loadNotebook, saveNotebook, type LoadedNotebook } from './persist';
 import {
-  changeKind, insertCell, markDownstreamStale, newCell, promptParams, removeCell, updateCell,
+  changeKind, insertCell, newCell, patchCell, promptParams, removeCell, updateCell,
   type Cell, type CellKind, type CellOutput, type NotebookModel,
 } from './model';
 
@@ -106,13 +106,6 @@ export default function NotebookEditor({ path }: { path: string }) {
     setSave('dirty');
   }, []);
 
-  const editCell = (index: number, next: Cell) => {
-    change((cells) => {
-      const before = cells[index];
-      const updated = cells.map((c, i) => (i === index ? next : c));
-      return before && before.source !== next.source ? markDownstreamStale(updated, index) : updated;
-    });
-  };
 
   const doSave = useCallback(async () => {
     const cur = nbRef.current;
@@ -401,7 +394,7 @@ export default function NotebookEditor({ path }: { path: string }) {
             running={running.has(cell.id)}
             models={models}
             runs={runs}
-            onChange={(c) => editCell(i, c)}
+            onPatch={(patch) => change((cells) => patchCell(cells, cell.id, patch))}
             onRun={(how, source) => void runAndMove(i, how, source)}
             onStop={() => stopCell(cell)}
             onEdit={() => {

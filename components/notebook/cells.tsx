@@ -8,7 +8,7 @@ import { modelLabel, modelTitle } from './model-label';
 import type { RunCache } from '../runs';
 import { useRun } from '../runs';
 import { renderMarkdown } from './format';
-import type { Cell, CellOutput, PromptSettings, VizKind, VizSettings } from './model';
+import type { Cell, CellOutput, CellPatch, PromptSettings, VizKind, VizSettings } from './model';
 import { runIdOf } from './model';
 import { RunView } from './run-view';
 
@@ -24,7 +24,11 @@ export interface CellProps {
   running: boolean;
   models: ModelSummary[];
   runs: RunCache;
-  onChange(c: Cell): void;
+  /**
+   * Edits of this cell's own fields, merged into the notebook as it is when they land (not into
+   * this render's copy), so an edit arriving while a run writes outputs cannot drop them.
+   */
+  onPatch(patch: CellPatch): void;
   /** `source`: the editor's text at that moment, when it may be ahead of `cell.source`. */
   onRun(how: 'shift' | 'ctrl' | 'alt', source?: string): void;
   onStop(): void;
@@ -199,7 +203,7 @@ export function CellView(props: CellProps) {
   const editorProps = {
     value: cell.source,
     autoFocus: props.editing,
-    onChange: (source: string) => props.onChange({ ...cell, source }),
+    onChange: (source: string) => props.onPatch({ source }),
     onRun: run,
     onEscape: props.onCommandMode,
     onFocus: props.onEdit,
@@ -218,7 +222,7 @@ export function CellView(props: CellProps) {
     case 'prompt':
       body = (
         <>
-          <PromptControls p={cell.prompt!} models={props.models} onChange={(prompt) => props.onChange({ ...cell, prompt })} />
+          <PromptControls p={cell.prompt!} models={props.models} onChange={(prompt) => props.onPatch({ prompt })} />
           <TextEditor {...editorProps} label="prompt" placeholder="Prompt text" />
         </>
       );
@@ -232,7 +236,7 @@ export function CellView(props: CellProps) {
       const runB = resolveRun(props.cells, v.sourceB);
       body = (
         <>
-          <VizControls v={v} cells={props.cells} onChange={(viz) => props.onChange({ ...cell, viz })} />
+          <VizControls v={v} cells={props.cells} onChange={(viz) => props.onPatch({ viz })} />
           {runId ? <RunView runId={runId} runs={props.runs} views={[v.view]} compareWith={runB} /> : <p className="muted">Choose a run to show.</p>}
         </>
       );

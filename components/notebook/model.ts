@@ -93,6 +93,21 @@ export function updateCell(cells: readonly Cell[], id: string, f: (c: Cell) => C
   return cells.map((c) => (c.id === id ? f(c) : c));
 }
 
+/** What editing a cell changes: its text and settings, never its outputs (runs own those). */
+export type CellPatch = Partial<Pick<Cell, 'source' | 'prompt' | 'viz'>>;
+
+/**
+ * Merges an edit into cell `id` as the notebook is now; a changed source marks later cells that
+ * have run as stale. Outputs written meanwhile by a run are kept.
+ */
+export function patchCell(cells: readonly Cell[], id: string, patch: CellPatch): Cell[] {
+  const index = cells.findIndex((c) => c.id === id);
+  const before = cells[index];
+  if (!before) return [...cells];
+  const updated = updateCell(cells, id, (c) => ({ ...c, ...patch }));
+  return patch.source !== undefined && patch.source !== before.source ? markDownstreamStale(updated, index) : updated;
+}
+
 /**
  * After cell `index` is edited, every later cell that has run (has outputs) is marked stale,
  * since it may have used what the edited cell produced. Nothing is re-run.

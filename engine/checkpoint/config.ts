@@ -342,11 +342,12 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       const shared = c.n_shared_experts ?? 0;
       // DeepSeek's attention carries YaRN's correction in the softmax scale, squared, when
       // mscale_all_dim is set (its RoPE tables then get the mscale ratio, usually 1).
-      const rope = parseRopeScaling(c.rope_scaling, modelType, c.max_position_embeddings);
+      const base = common(c);
+      const rope = base.ropeScaling;
       const mscale = rope.kind === 'yarn' && rope.mscaleAllDim ? yarnMscale(rope.factor, rope.mscaleAllDim) : 1;
       return {
         modelType,
-        ...common(c),
+        ...base,
         // After decompression every query head has its own K and V, and that is what is cached.
         numKvHeads: c.num_attention_heads,
         headDim: qkHeadDim,
