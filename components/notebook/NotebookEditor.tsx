@@ -237,6 +237,8 @@ export default function NotebookEditor({ path }: { path: string }) {
     const outcome = await kernel.current.run(cell.id, cell.source, onOutput);
     if (outcome === 'interrupted') onOutput({ type: 'error', ename: 'Interrupted', evalue: 'the kernel was stopped and restarted; its variables are gone', traceback: [] });
     finish();
+    // Outputs are saved as soon as the cell finishes, not after the edit debounce.
+    setSave('urgent');
   }, [kernelHost, runs]);
 
   const stopCell = (cell: Cell) => {
