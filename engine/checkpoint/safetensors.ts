@@ -65,7 +65,15 @@ export function readSafetensorsHeader(file: string): TensorInfo[] {
       const e = entrySchema.safeParse(value);
       if (!e.success) throw corrupt(file, `entry '${name}' is malformed`);
       const { dtype, shape, data_offsets: [s, t] } = e.data;
-      if (!(dtype in DTYPE_BYTES)) throw corrupt(file, `entry '${name}' has unsupported dtype ${dtype}`);
+      if (!(dtype in DTYPE_BYTES)) {
+        // A well-formed header in a format the engine does not read (FP8 releases, int8 exports).
+        throw new EngineError(
+          EngineErrorCode.BAD_WEIGHTS,
+          `${file}: tensor '${name}' is ${dtype}; the engine reads F32, F16 and BF16 weights` +
+            (dtype.startsWith('F8') ? ' (convert an FP8 checkpoint such as DeepSeek-V3\'s release to BF16 first)' : ''),
+          { file, name, dtype },
+        );
+      }
       const bytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype as SafetensorsDtype];
       if (t < s || t - s !== bytes) throw corrupt(file, `entry '${name}' offsets do not match its shape`);
       if (dataStart + t > size) throw corrupt(file, `entry '${name}' points past the end of the file`);

@@ -168,6 +168,13 @@ describe('loading checkpoints', () => {
   it('a corrupt safetensors header is reported as such', async () => {
     await rejectsWithCode(load(makeCheckpoint({ weights: 'corrupt-header' })), EngineErrorCode.CORRUPT_SAFETENSORS);
   });
+  it('FP8 weights are refused as bad weights, saying what to convert them to', async () => {
+    await assert.rejects(load(makeCheckpoint({ weights: 'fp8' })), (e: unknown) => {
+      assert.ok(e instanceof EngineError && e.code === EngineErrorCode.BAD_WEIGHTS, String(e));
+      assert.match(e.message, /F8_E4M3.*BF16/);
+      return true;
+    });
+  });
   it('weights that do not match the config are bad weights', async () => {
     await rejectsWithCode(load(makeCheckpoint({ patchConfig: (c) => ({ ...c, intermediate_size: 48 }) })), EngineErrorCode.BAD_WEIGHTS);
   });

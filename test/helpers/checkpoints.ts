@@ -40,7 +40,8 @@ export interface CheckpointOptions {
   readonly from?: string;
   readonly tokenizer?: boolean;
   readonly patchConfig?: (c: Record<string, unknown>) => Record<string, unknown>;
-  readonly weights?: 'copy' | 'none' | 'corrupt-header';
+  /** `fp8`: the first tensor's header says F8_E4M3 (as DeepSeek-V3's release stores its matrices). */
+  readonly weights?: 'copy' | 'none' | 'corrupt-header' | 'fp8';
   readonly withConfig?: boolean;
 }
 
@@ -59,6 +60,14 @@ export function makeCheckpoint(opts: CheckpointOptions = {}): string {
     // Keep the length prefix, break the JSON after it.
     bytes.write('{"broken', 8, 'utf8');
     writeFileSync(join(dir, 'model.safetensors'), bytes);
+  }
+  if (weights === 'fp8') {
+    const bytes = readFileSync(join(src, 'model.safetensors'));
+    const headerLen = Number(bytes.readBigUInt64LE(0));
+    const header = bytes.subarray(8, 8 + headerLen).toString('utf8').replace('"F32"', '"F8_E4M3"');
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(Buffer.byteLength(header)));
+    writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([prefix, Buffer.from(header), bytes.subarray(8 + headerLen)]));
   }
   if (opts.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteTokenizerJson()));
   return dir;
