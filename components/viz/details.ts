@@ -54,10 +54,20 @@ export function showTokenDetails(panel: HTMLElement, data: RunData, index: numbe
     const chips = el('td', { className: 'viz-chips' }, row);
     const ids = data.layerIds(index, l);
     const w = data.layerWeights(index, l);
+    const bias = data.biasChange(index, l);
     for (let j = 0; j < ids.length; j++) {
-      const chip = el('span', { className: 'viz-chip', attrs: { 'data-expert': String(ids[j]) } }, chips);
+      // An expert the load-balancing bias brought in is marked: without the bias the router would not pick it.
+      const biased = bias?.added.includes(ids[j]!) ?? false;
+      const chip = el(
+        'span',
+        { className: biased ? 'viz-chip viz-chip-biased' : 'viz-chip', attrs: { 'data-expert': String(ids[j]), ...(biased ? { title: 'chosen because of the load-balancing bias' } : {}) } },
+        chips,
+      );
       swatch(chip, expertCss(ids[j]!));
       chip.append(`e${ids[j]} ${formatWeight(w[j]!)}`);
+    }
+    if (bias && bias.dropped.length > 0) {
+      el('span', { className: 'viz-muted viz-bias-note', testId: 'bias-note', text: `bias: without it ${bias.dropped.map((e) => `e${e}`).join(', ')}` }, chips);
     }
     el('td', { className: 'viz-num', text: formatNum(data.entropy[index * data.numLayers + l]!, 3) }, row);
     distributionBars(el('td', {}, row), data.numExperts, ids, w, data.layerProbs(index, l));

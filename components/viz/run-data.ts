@@ -70,6 +70,11 @@ export class RunData {
   entropy = new Float32Array(0);
   /** [position × L × E] router distributions; null until a routing event carries `p`. */
   probs: Float32Array | null = null;
+  /**
+   * [position × L × k] the experts the router would have chosen without its load-balancing bias
+   * (DeepSeek-V3), -1 where not known; null for runs whose router has no bias.
+   */
+  unbiasedIds: Int16Array | Int32Array | null = null;
 
   /** [L × E] how many routed positions chose each expert, over all of the run so far. */
   counts = new Uint32Array(0);
@@ -168,6 +173,19 @@ export class RunData {
     return this.weights.subarray(o, o + this.topK);
   }
 
+  /**
+   * What the load-balancing bias changed at one layer: experts chosen only because of it (`added`)
+   * and those it displaced (`dropped`); null when the run has no bias or this position's is unknown.
+   */
+  biasChange(index: number, layer: number): { readonly added: number[]; readonly dropped: number[] } | null {
+    if (!this.unbiasedIds || !this.routed[index]) return null;
+    const o = (index * this.numLayers + layer) * this.topK;
+    const without = Array.from(this.unbiasedIds.subarray(o, o + this.topK));
+    if (without.some((id) => id < 0)) return null;
+    const chosen = Array.from(this.layerIds(index, layer));
+    return { added: chosen.filter((id) => !without.includes(id)), dropped: without.filter((id) => !chosen.includes(id)) };
+  }
+
   /** Router distribution of one layer, or null when the run streams compact routing. */
   layerProbs(index: number, layer: number): Float32Array | null {
     if (!this.probs || !this.hasRouting(index)) return null;
@@ -243,6 +261,12 @@ export class RunData {
     } else if (this.probs) {
       this.probs.fill(NaN, i * numLayers * numExperts, (i + 1) * numLayers * numExperts);
     }
+    if (e.ub && e.ub.length === numLayers * topK) {
+      this.unbiasedIds ??= this.newIds(this.capacity * numLayers * topK, numExperts).fill(-1);
+      this.unbiasedIds.set(e.ub, base);
+    } else if (this.unbiasedIds) {
+      this.unbiasedIds.fill(-1, base, base + numLayers * topK);
+    }
     this.routed[i] = 1;
     this.countRouting(i, 1);
   }
@@ -285,6 +309,7 @@ export class RunData {
     this.weights = new Float32Array(this.capacity * L * k);
     this.entropy = new Float32Array(this.capacity * L);
     this.probs = null;
+    this.unbiasedIds = null;
     this.routed.fill(0);
     this.routedCount = 0;
   }
@@ -296,6 +321,7 @@ export class RunData {
     this.counts = counts;
     this.numExperts = experts;
     if (experts > 0x7fff && this.routingIds instanceof Int16Array) this.routingIds = Int32Array.from(this.routingIds);
+    if (experts > 0x7fff && this.unbiasedIds instanceof Int16Array) this.unbiasedIds = Int32Array.from(this.unbiasedIds);
     // Stored distributions have the old width and would no longer line up by expert.
     this.probs = null;
   }
@@ -331,6 +357,7 @@ export class RunData {
     this.weights = grow(this.weights, (m) => new Float32Array(m), L * k);
     this.entropy = grow(this.entropy, (m) => new Float32Array(m), L);
     if (this.probs) this.probs = grow(this.probs, (m) => new Float32Array(m), L * E, NaN);
+    if (this.unbiasedIds) this.unbiasedIds = grow<Int16Array | Int32Array>(this.unbiasedIds, (m) => this.newIds(m, E), L * k, -1);
     this.capacity = cap;
   }
 }

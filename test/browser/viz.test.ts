@@ -1,16 +1,17 @@
 /**
  * Routing views in a real browser against the production app: they update while a run streams,
  * hover details match the run's stored routing, a banned expert disappears from the heatmap, and
- * each view is saved as a screenshot artifact.
+ * each view is saved as a screenshot artifact; a DeepSeek-V3 run marks what its load-balancing bias changed.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { RunEvent } from '../../server/protocol.ts';
 import { ARTIFACTS, launchBrowser, startApp, type RunningApp } from '../helpers/app.ts';
 import { smallModel } from '../helpers/lab-server.ts';
+import { makeCheckpoint } from '../helpers/checkpoints.ts';
 
 type Routing = Extract<RunEvent, { t: 'routing' }>;
 
@@ -21,10 +22,12 @@ describe('routing views in the browser', () => {
   let baseRun = '';
   let routing: Routing[] = [];
   let k = 2;
+  let deepseek = '';
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    app = await startApp({ models: [await smallModel()] });
+    deepseek = makeCheckpoint({ from: 'deepseek_v3', tokenizer: true });
+    app = await startApp({ models: [await smallModel(), deepseek] });
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await page.goto(app.loginUrl);
@@ -35,13 +38,14 @@ describe('routing views in the browser', () => {
   after(async () => {
     await browser?.close();
     await app?.stop();
+    if (deepseek) rmSync(deepseek, { recursive: true, force: true });
   });
 
   const play = () => page.locator('[data-testid="playground"]');
 
-  async function runPrompt(text: string, tokens: number, ban = ''): Promise<string> {
+  async function runPrompt(text: string, tokens: number, ban = '', model = 'tiny-random'): Promise<string> {
     // The small random model (8 experts), not the built-in one that the app also offers.
-    await play().getByLabel('model').selectOption('tiny-random');
+    await play().getByLabel('model').selectOption(model);
     await play().getByLabel('prompt').fill(text);
     await play().getByLabel('max tokens').fill(String(tokens));
     await play().getByLabel('ban').fill(ban);
@@ -97,6 +101,31 @@ describe('routing views in the browser', () => {
         for (let j = 0; j < k; j++) assert.ok(text.includes(r.w[m * k + j]!.toFixed(2)) || text.includes(r.w[m * k + j]!.toFixed(3)), `weight ${r.w[m * k + j]} in "${text}"`);
       }
     }
+  });
+
+  it('marks the experts a load-balancing bias chose, and names those it displaced (DeepSeek-V3)', async () => {
+    const runId = await runPrompt('The bias moves experts around.', 40, '', basename(deepseek));
+    const events = await stored(runId);
+    const kd = events[0]!.ids.length / events[0]!.h.length;
+    // The first (position, layer) where the bias changed the chosen set.
+    let found: { index: number; layer: number; added: number[]; dropped: number[] } | null = null;
+    for (const r of events) {
+      assert.ok(r.ub, 'a router with a bias reports its unbiased choice');
+      for (let m = 0; m < r.h.length && !found; m++) {
+        const ids = r.ids.slice(m * kd, (m + 1) * kd);
+        const without = r.ub.slice(m * kd, (m + 1) * kd);
+        const added = ids.filter((e) => !without.includes(e));
+        if (added.length > 0) found = { index: r.index, layer: m, added, dropped: without.filter((e) => !ids.includes(e)) };
+      }
+      if (found) break;
+    }
+    assert.ok(found, 'the fixture bias changes some choice within 40 tokens');
+    await play().locator(`[data-testid="token-strip"] [data-index="${found.index}"]`).first().hover();
+    const row = play().locator(`[data-testid="token-details"][data-index="${found.index}"] tr[data-layer="${found.layer}"]`).first();
+    await row.waitFor();
+    const biased = await row.locator('.viz-chip-biased').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-expert'))));
+    assert.deepEqual(biased.sort(), [...found.added].sort());
+    assert.equal(await row.getByTestId('bias-note').innerText(), `bias: without it ${found.dropped.map((e) => `e${e}`).join(', ')}`);
   });
 
   /** Hovers the heatmap cell (layer, expert) and returns its details line. */

@@ -186,3 +186,27 @@ describe('RunData', () => {
 function close(a: number, b: number, tol = 1e-6): void {
   assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 }
+
+describe('RunData with a load-balancing bias (DeepSeek-V3)', () => {
+  const ub = (index: number, ids: number[], without: number[]): RunEvent => ({ t: 'routing', index, phase: 'prefill', ids, w: [0.6, 0.4, 0.7, 0.3], h: [1, 1], ub: without });
+
+  it('says which experts the bias brought in and which it displaced, per layer', () => {
+    const d = new RunData();
+    d.append([started(), ub(0, [2, 1, 0, 3], [2, 1, 3, 0]), ub(1, [3, 0, 1, 2], [3, 2, 1, 0])]);
+    assert.deepEqual(d.biasChange(0, 0), { added: [], dropped: [] }, 'same experts in another order: nothing changed');
+    assert.deepEqual(d.biasChange(0, 1), { added: [], dropped: [] });
+    assert.deepEqual(d.biasChange(1, 0), { added: [0], dropped: [2] });
+    assert.deepEqual(d.biasChange(1, 1), { added: [2], dropped: [0] });
+    assert.equal(d.biasChange(5, 0), null, 'no routing at that position');
+    // Grows with the run like every other per-position array.
+    d.append(Array.from({ length: 300 }, (_, i) => ub(i + 2, [1, 2, 3, 0], [1, 3, 3, 2])));
+    assert.deepEqual(d.biasChange(301, 0), { added: [2], dropped: [3] });
+    assert.deepEqual(d.biasChange(1, 0), { added: [0], dropped: [2] }, 'kept across growth');
+  });
+
+  it('has no bias change for routers without a bias', () => {
+    const d = RunData.fromEvents([started(), routing(0, [0, 1, 2, 3], [0.5, 0.5, 0.5, 0.5], [1, 1])]);
+    assert.equal(d.unbiasedIds, null);
+    assert.equal(d.biasChange(0, 0), null);
+  });
+});
