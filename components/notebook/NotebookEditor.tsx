@@ -107,19 +107,41 @@ export default function NotebookEditor({ path }: { path: string }) {
   }, []);
 
 
-  const doSave = useCallback(async () => {
-    const cur = nbRef.current;
-    if (!cur || !loaded) return;
-    setSave('saving');
-    try {
-      const next = await saveNotebook(loaded, cur);
-      setLoaded(next);
-      setSave((s) => (s === 'saving' ? 'saved' : s));
-    } catch (e) {
-      setSave('error');
-      setError(e instanceof Error ? e.message : String(e));
+  // Saves run one at a time: each carries the file version the previous one produced (the server
+  // refuses a write based on an older version), and a save asked for meanwhile runs right after.
+  const loadedRef = useRef(loaded);
+  loadedRef.current = loaded;
+  const saving = useRef<Promise<void> | null>(null);
+  const saveAgain = useRef(false);
+  const doSave = useCallback((): Promise<void> => {
+    if (saving.current) {
+      saveAgain.current = true;
+      return saving.current;
     }
-  }, [loaded]);
+    const run = async () => {
+      do {
+        saveAgain.current = false;
+        const cur = nbRef.current;
+        const base = loadedRef.current;
+        if (!cur || !base) return;
+        setSave('saving');
+        try {
+          const next = await saveNotebook(base, cur);
+          loadedRef.current = next;
+          setLoaded(next);
+          setSave((s) => (s === 'saving' ? 'saved' : s));
+        } catch (e) {
+          setSave('error');
+          setError(e instanceof Error ? e.message : String(e));
+          return;
+        }
+      } while (saveAgain.current);
+    };
+    saving.current = run().finally(() => {
+      saving.current = null;
+    });
+    return saving.current;
+  }, []);
 
   // Autosave two seconds after the last change (at once when a run started).
   useEffect(() => {

@@ -136,8 +136,13 @@ describe('notebook in the browser', () => {
 
   it('saves, and a reload finds sources and outputs intact', async () => {
     await page.keyboard.press('Escape');
+    // Two saves at once (the button, then the key before the first returns) both land: the second
+    // waits for the first instead of writing over a version the server no longer has.
+    await page.getByLabel('save', { exact: true }).click();
     await page.keyboard.press('Control+s');
-    await page.locator('[data-testid="save-state"]', { hasText: /^saved$/ }).waitFor();
+    await page.locator('[data-testid="save-state"]', { hasText: /^saved$/ }).waitFor().catch(async (e) => {
+      throw new Error(`${String(e)}\nsave state: ${await page.locator('[data-testid="save-state"]').innerText()}`);
+    });
     await page.screenshot({ path: join(ARTIFACTS, 'notebook.png'), fullPage: true });
     await page.reload();
     await page.locator('[data-testid="notebook"]').waitFor();
