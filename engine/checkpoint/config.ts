@@ -186,7 +186,7 @@ function eosList(v: number | number[] | null | undefined): number[] {
 
 function checkCommon(c: z.infer<typeof baseSchema>, modelType: string): void {
   if (c.hidden_act !== 'silu') {
-    throw new EngineError(EngineErrorCode.BAD_CONFIG, `${modelType}: hidden_act '${c.hidden_act}' is not supported (only silu)`);
+    throw badConfig(modelType, `hidden_act '${c.hidden_act}' is not supported (only silu)`);
   }
   const kv = c.num_key_value_heads ?? c.num_attention_heads;
   if (c.num_attention_heads % kv !== 0) {
@@ -217,8 +217,8 @@ function common(c: z.infer<typeof baseSchema>) {
 }
 
 /** Standard multi-head / grouped-query attention scaled by 1/√headDim. */
-function gqa(c: z.infer<typeof baseSchema>, qkvBias: boolean, qkNorm: QkNorm) {
-  return { kind: 'gqa', qkvBias, oBias: false, qkNorm, scale: 1 / Math.sqrt(common(c).headDim) } as const;
+function gqa(headDim: number, qkvBias: boolean, qkNorm: QkNorm) {
+  return { kind: 'gqa', qkvBias, oBias: false, qkNorm, scale: 1 / Math.sqrt(headDim) } as const;
 }
 
 function badConfig(modelType: string, why: string): EngineError {
@@ -237,10 +237,11 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     case 'mixtral': {
       const c = parseWith(mixtralSchema, raw, modelType);
       checkCommon(c, modelType);
+      const base = common(c);
       return {
         modelType,
-        ...common(c),
-        attention: gqa(c, false, 'none'),
+        ...base,
+        attention: gqa(base.headDim, false, 'none'),
         moe: {
           numExperts: c.num_local_experts,
           topK: c.num_experts_per_tok,
@@ -260,11 +261,12 @@ export function parseModelConfig(raw: unknown): ModelConfig {
         (i) => !c.mlp_only_layers.includes(i) && (i + 1) % c.decoder_sparse_step === 0,
       );
       const isQwen2 = modelType === 'qwen2_moe';
+      const base = common(c);
       return {
         modelType,
-        ...common(c),
+        ...base,
         // Qwen2 always has q/k/v biases; Qwen3 has per-head q/k RMSNorm and biases only if asked.
-        attention: isQwen2 ? gqa(c, true, 'none') : gqa(c, c.attention_bias ?? false, 'per_head'),
+        attention: isQwen2 ? gqa(base.headDim, true, 'none') : gqa(base.headDim, c.attention_bias ?? false, 'per_head'),
         moe: {
           numExperts: c.num_experts,
           topK: c.num_experts_per_tok,
@@ -283,12 +285,13 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       const c = parseWith(olmoeSchema, raw, modelType);
       checkCommon(c, modelType);
       if (c.clip_qkv !== null && c.clip_qkv !== undefined) {
-        throw new EngineError(EngineErrorCode.BAD_CONFIG, 'olmoe: clip_qkv is not supported yet');
+        throw badConfig(modelType, 'clip_qkv is not supported yet');
       }
+      const base = common(c);
       return {
         modelType,
-        ...common(c),
-        attention: gqa(c, c.attention_bias, 'full'),
+        ...base,
+        attention: gqa(base.headDim, c.attention_bias, 'full'),
         moe: {
           numExperts: c.num_experts,
           topK: c.num_experts_per_tok,
@@ -304,11 +307,12 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       const c = parseWith(graniteSchema, raw, modelType);
       checkCommon(c, modelType);
       if (c.logits_scaling === 0) throw badConfig(modelType, 'logits_scaling must not be 0');
+      const base = common(c);
       return {
         modelType,
-        ...common(c),
+        ...base,
         // attention_multiplier replaces 1/√d; attention_bias covers o_proj as well as q/k/v.
-        attention: { ...gqa(c, c.attention_bias, 'none'), oBias: c.attention_bias, scale: c.attention_multiplier },
+        attention: { ...gqa(base.headDim, c.attention_bias, 'none'), oBias: c.attention_bias, scale: c.attention_multiplier },
         scaling: { embedding: c.embedding_multiplier, residual: c.residual_multiplier, logitDivisor: c.logits_scaling },
         moe: {
           numExperts: c.num_local_experts,
