@@ -138,19 +138,8 @@ export class GraphBuilder {
 
   /** A named initializer. Large tensors go to the external weights file. */
   initializer(name: string, data: TypedData, dims: number[], type: ElemType = elemTypeOf(data)): string {
-    const tensor: onnxProto.onnx.ITensorProto = { name, dims, dataType: type };
-    if (this.weights && data.byteLength >= 1024) {
-      const { offset, length } = this.weights.append(data);
-      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
-      tensor.externalData = [
-        { key: 'location', value: this.weights.fileName },
-        { key: 'offset', value: String(offset) },
-        { key: 'length', value: String(length) },
-      ];
-    } else {
-      tensor.rawData = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-    }
-    this.inits.push(tensor);
+    if (this.weights && data.byteLength >= 1024) return this.external(this.weights, name, type, dims, this.weights.append(data));
+    this.inits.push({ name, dims, dataType: type, rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) });
     return name;
   }
 
@@ -160,17 +149,22 @@ export class GraphBuilder {
    */
   initializerChunks(name: string, type: ElemType, dims: number[], byteLength: number, chunks: Iterable<TypedData>): string {
     if (!this.weights) throw new Error('initializerChunks needs an external weights file');
-    const { offset, length } = this.weights.appendChunks(chunks);
-    if (length !== byteLength) throw new Error(`${name}: wrote ${length} bytes, expected ${byteLength}`);
+    const at = this.weights.appendChunks(chunks);
+    if (at.length !== byteLength) throw new Error(`${name}: wrote ${at.length} bytes, expected ${byteLength}`);
+    return this.external(this.weights, name, type, dims, at);
+  }
+
+  /** Declares an initializer whose bytes were written to the external weights file at `at`. */
+  private external(weights: WeightsWriter, name: string, type: ElemType, dims: number[], at: { offset: number; length: number }): string {
     this.inits.push({
       name,
       dims,
       dataType: type,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
-        { key: 'location', value: this.weights.fileName },
-        { key: 'offset', value: String(offset) },
-        { key: 'length', value: String(length) },
+        { key: 'location', value: weights.fileName },
+        { key: 'offset', value: String(at.offset) },
+        { key: 'length', value: String(at.length) },
       ],
     });
     return name;
