@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseQuant } from '../engine/cli/import.ts';
+import { parseQuant } from '../engine/graph/quant.ts';
 import { startServer, type RequestHandler } from './app.ts';
 import { consoleLogger } from './log.ts';
 import { ModelRegistry } from './models.ts';

@@ -71,10 +71,8 @@ function hashedFiles(ckpt: Checkpoint): string[] {
  */
 export async function checkpointHash(ckpt: Checkpoint, cacheDir: string, onProgress?: (done: number, total: number) => void): Promise<string> {
   const files = hashedFiles(ckpt);
-  const stamp = files.map((f) => {
-    const s = statSync(f);
-    return `${f}:${s.size}:${s.mtimeMs}`;
-  });
+  const stats = files.map((f) => statSync(f));
+  const stamp = files.map((f, i) => `${f}:${stats[i]!.size}:${stats[i]!.mtimeMs}`);
   const memoKey = createHash('sha256').update(stamp.join('\n')).digest('hex').slice(0, 32);
   const memoDir = join(cacheDir, 'hashes');
   const memoFile = join(memoDir, memoKey);
@@ -83,10 +81,10 @@ export async function checkpointHash(ckpt: Checkpoint, cacheDir: string, onProgr
     if (/^[0-9a-f]{64}$/.test(v)) return v;
   }
   const h = createHash('sha256');
-  const total = files.reduce((a, f) => a + statSync(f).size, 0);
+  const total = stats.reduce((a, s) => a + s.size, 0);
   let done = 0;
-  for (const f of files) {
-    h.update(`${basename(f)}\0${statSync(f).size}\0`);
+  for (const [i, f] of files.entries()) {
+    h.update(`${basename(f)}\0${stats[i]!.size}\0`);
     for await (const chunk of createReadStream(f, { highWaterMark: 4 << 20 })) {
       h.update(chunk as Buffer);
       done += (chunk as Buffer).length;

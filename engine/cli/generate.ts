@@ -7,9 +7,8 @@ import { Engine } from '../engine.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { parseExpertList } from '../generate/interventions.ts';
 import type { GenerateRequest, GenerationEvent } from '../generate/types.ts';
-import type { QuantMode } from '../graph/quant.ts';
+import { parseQuant, type QuantMode } from '../graph/quant.ts';
 import type { ExecutionProvider } from '../runtime/ort.ts';
-import { parseQuant } from './import.ts';
 
 export const GENERATE_USAGE = `moe-lab generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3)
   [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k-sampling K] [--seed S]

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { compileGraph, defaultCacheDir, type ImportProgress } from '../graph/compile.ts';
-import { QUANT_MODES, type QuantMode } from '../graph/quant.ts';
+import { parseQuant } from '../graph/quant.ts';
 import { describeBudget, estimateWeightBytes, formatBytes, memoryBudget, peakRss, residentWeightBytes } from '../runtime/memory.ts';
 
 export const IMPORT_USAGE = `moe-lab import DIR [--quant none|int8|int4] [--cache DIR] [--plain]
@@ -17,14 +17,6 @@ export const IMPORT_USAGE = `moe-lab import DIR [--quant none|int8|int4] [--cach
   generation starts at once. --quant int8|int4 stores the routed experts block-quantized (other
   matrices float16 on disk, float32 in memory). --plain builds the graph without routing outputs
   (benchmarks only).`;
-
-export function parseQuant(v: string | undefined): QuantMode {
-  const q = v ?? 'none';
-  if (!(QUANT_MODES as readonly string[]).includes(q)) {
-    throw new EngineError(EngineErrorCode.BAD_CONFIG, `--quant must be one of ${QUANT_MODES.join(', ')}, got '${q}'`);
-  }
-  return q as QuantMode;
-}
 
 export interface ImportResult {
   readonly modelPath: string;

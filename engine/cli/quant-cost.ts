@@ -11,10 +11,9 @@ import { openCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { seededRandom } from '../generate/sampling.ts';
 import { defaultCacheDir } from '../graph/compile.ts';
-import type { QuantMode } from '../graph/quant.ts';
+import { parseQuant, type QuantMode } from '../graph/quant.ts';
 import { measureQuantCost, type QuantCost } from '../runtime/quant-cost.ts';
 import { ModelRunner } from '../runtime/runner.ts';
-import { parseQuant } from './import.ts';
 
 export const QUANT_COST_USAGE = `moe-lab quant-cost [DIR] [--quant int8|int4]... [--prompts FILE.jsonl]
   [--max-new-tokens N] [--cache DIR] [--json]

@@ -8,10 +8,21 @@
  * Pure functions over typed arrays, so the import can quantize one expert at a time straight
  * into the layer's output buffer.
  */
+import { EngineError, EngineErrorCode } from '../errors.ts';
+
 export type QuantBits = 4 | 8;
 export type QuantMode = 'none' | 'int8' | 'int4';
 
 export const QUANT_MODES: readonly QuantMode[] = ['none', 'int8', 'int4'];
+
+/** A `--quant` value (absent: none); anything else is ENGINE_BAD_CONFIG. */
+export function parseQuant(v: string | undefined): QuantMode {
+  const q = v ?? 'none';
+  if (!(QUANT_MODES as readonly string[]).includes(q)) {
+    throw new EngineError(EngineErrorCode.BAD_CONFIG, `--quant must be one of ${QUANT_MODES.join(', ')}, got '${q}'`);
+  }
+  return q as QuantMode;
+}
 
 export function quantBits(mode: QuantMode): QuantBits | null {
   return mode === 'int8' ? 8 : mode === 'int4' ? 4 : null;

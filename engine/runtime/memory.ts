@@ -9,7 +9,7 @@ import { totalmem } from 'node:os';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
-import { QUANT_BLOCK, quantBits, type QuantMode } from '../graph/quant.ts';
+import { quantBits, quantLayout, type QuantBits, type QuantMode } from '../graph/quant.ts';
 import { GLOBAL_NAMES, layerNames } from '../graph/weights.ts';
 
 export interface MemoryBudget {
@@ -36,9 +36,9 @@ export function formatBytes(n: number): string {
 }
 
 /** Bytes of a [rows, k] matrix stored block-quantized (packed values + one float32 scale per block). */
-function quantizedBytes(rows: number, k: number, bits: number): number {
-  const blocks = Math.ceil(k / QUANT_BLOCK);
-  return rows * blocks * ((QUANT_BLOCK * bits) / 8 + 4);
+function quantizedBytes(rows: number, k: number, bits: QuantBits): number {
+  const lay = quantLayout(k, bits);
+  return rows * (lay.bytesPerRow + lay.blocksPerRow * 4);
 }
 
 export interface WeightEstimate {
