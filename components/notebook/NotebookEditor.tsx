@@ -106,7 +106,6 @@ export default function NotebookEditor({ path }: { path: string }) {
     setSave('dirty');
   }, []);
 
-
   // Saves run one at a time: each carries the file version the previous one produced (the server
   // refuses a write based on an older version), and a save asked for meanwhile runs right after.
   const loadedRef = useRef(loaded);

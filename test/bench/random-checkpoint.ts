@@ -50,6 +50,20 @@ export function mixtralTensorDecls(s: Omit<MixtralShape, 'context'>, dtype: Tens
   return decls;
 }
 
+/** config.json's size fields for a Mixtral of this shape. */
+export function mixtralConfigDims(s: Omit<MixtralShape, 'context'>): Record<string, number> {
+  return {
+    vocab_size: s.vocab,
+    hidden_size: s.hidden,
+    intermediate_size: s.ffn,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    num_key_value_heads: s.kvHeads,
+    num_local_experts: s.experts,
+    num_experts_per_tok: s.topK,
+  };
+}
+
 export async function randomMixtral(dir: string, s: MixtralShape): Promise<string> {
   if (existsSync(join(dir, 'model.safetensors'))) return dir;
   mkdirSync(dir, { recursive: true });
@@ -66,14 +80,7 @@ export async function randomMixtral(dir: string, s: MixtralShape): Promise<strin
     JSON.stringify({
       architectures: ['MixtralForCausalLM'],
       model_type: 'mixtral',
-      vocab_size: s.vocab,
-      hidden_size: s.hidden,
-      intermediate_size: s.ffn,
-      num_hidden_layers: s.layers,
-      num_attention_heads: s.heads,
-      num_key_value_heads: s.kvHeads,
-      num_local_experts: s.experts,
-      num_experts_per_tok: s.topK,
+      ...mixtralConfigDims(s),
       max_position_embeddings: s.context,
       rms_norm_eps: 1e-5,
       rope_theta: 1e6,

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors } from '../../engine/checkpoint/safetensors-writer.ts';
 import { seededRandom } from '../../engine/generate/sampling.ts';
-import { mixtralTensorDecls } from '../bench/random-checkpoint.ts';
+import { mixtralConfigDims, mixtralTensorDecls } from '../bench/random-checkpoint.ts';
 import { fixtureDir } from './fixtures.ts';
 import { normalFrom } from './normal.ts';
 
@@ -31,16 +31,7 @@ export async function scaledMixtral(cacheDir: string): Promise<string> {
     return Float32Array.from({ length: n }, () => 0.02 * normal() + noise * normal());
   });
   const config = JSON.parse(readFileSync(join(fixtureDir('mixtral'), 'config.json'), 'utf8')) as Record<string, unknown>;
-  Object.assign(config, {
-    hidden_size: s.hidden,
-    intermediate_size: s.ffn,
-    num_hidden_layers: s.layers,
-    num_attention_heads: s.heads,
-    num_key_value_heads: s.kvHeads,
-    num_local_experts: s.experts,
-    num_experts_per_tok: s.topK,
-    vocab_size: s.vocab,
-  });
+  Object.assign(config, mixtralConfigDims(s));
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return dir;
 }
