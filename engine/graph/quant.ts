@@ -69,16 +69,6 @@ export function quantizedBytes(rows: number, k: number, bits: QuantBits, blockSi
  */
 const INT4_SCALE_STEPS = [1, 0.95, 0.9, 0.85];
 
-/** float16 bits → value, by table: the quantizer reads a few scales per block of 16. */
-let halfTable: Float32Array | null = null;
-function halfValues(): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
-  }
-  return halfTable;
-}
-
 /**
  * Quantizes `rows` rows of length k from `w` (row-major) into `data` / `scales` (float16 bits),
  * starting at row `rowOffset` of the destination (so experts can be written one after another).
@@ -100,7 +90,6 @@ export function quantizeRowsInto(
   // One block's levels, chosen before packing (a checkpoint has billions of values: plain loops,
   // multiplication by the inverse scale, no per-value calls).
   const q = new Int32Array(blockSize);
-  const half = halfValues();
   for (let r = 0; r < rows; r++) {
     const src = r * k;
     const dstRow = (rowOffset + r) * bytesPerRow;
@@ -123,7 +112,7 @@ export function quantizeRowsInto(
         let best = Infinity;
         for (let c = 0; c < steps.length; c++) {
           const h = floatToHalf(base * steps[c]!);
-          const sc = half[h]!;
+          const sc = halfToFloat(h);
           const inv = sc > 0 ? 1 / sc : 0;
           let err = 0;
           for (let i = start; i < end; i++) {
@@ -141,7 +130,7 @@ export function quantizeRowsInto(
         }
       }
       scales[(rowOffset + r) * blocksPerRow + blk] = scaleBits;
-      const scale = half[scaleBits]!;
+      const scale = halfToFloat(scaleBits);
       const inv = scale > 0 ? 1 / scale : 0;
       // Padding beyond k quantizes 0, i.e. the zero point.
       for (let j = 0; j < blockSize; j++) {
