@@ -65,7 +65,7 @@ export type ExpertWeights =
  * Writes a layer's experts into the graph, one expert at a time, so converting a checkpoint
  * holds one expert (plus, quantized, the layer's scales) in memory, never the layer.
  * Float: fc1 [E, 2F, D], fc2 [E, D, F]. Quantized (graph/quant.ts layout): fc1 [E, 2F, D/pack]
- * with float16 scales [E, 2F, D/block], fc2 [E, D, F/pack] with scales [E, D, F/block].
+ * with scales [E, 2F, D/block], fc2 [E, D, F/pack] with scales [E, D, F/block].
  */
 export function expertInitializers(b: GraphBuilder, w: WeightSource, names: ExpertsNames, prefix: string, E: number, D: number, F: number): ExpertWeights {
   const rows = expertRows(w, names, E, D, F);
@@ -81,7 +81,7 @@ export function expertInitializers(b: GraphBuilder, w: WeightSource, names: Expe
   const blockSize = expertBlockSize(D, F, bits);
   const one = (name: string, n: number, k: number, read: (e: number) => Float32Array): [string, string] => {
     const lay = quantLayout(k, bits, blockSize ?? k);
-    const scales = new Uint16Array(E * n * lay.blocksPerRow); // float16 bits
+    const scales = new Float32Array(E * n * lay.blocksPerRow);
     const data = b.initializerChunks(name, ElemType.uint8, [E, n, lay.bytesPerRow], E * n * lay.bytesPerRow, each((e) => {
       const q = new Uint8Array(n * lay.bytesPerRow);
       quantizeRowsInto(read(e), n, k, lay, q, scales.subarray(e * n * lay.blocksPerRow));
@@ -96,11 +96,11 @@ export function expertInitializers(b: GraphBuilder, w: WeightSource, names: Expe
 }
 
 /**
- * The kernel needs D and F to be multiples of the block (at least 16); small models that are not
- * fall back to one scale per row (null), which needs an even row length at 4 bits.
+ * The kernel needs D and F to be multiples of the block; small models that are not fall back to
+ * one scale per row (null), which needs an even row length at 4 bits.
  */
 export function expertBlockSize(D: number, F: number, bits: QuantBits): number | null {
-  for (const size of [QUANT_BLOCK[bits], 16]) if (D % size === 0 && F % size === 0) return size;
+  for (const size of [QUANT_BLOCK, 16]) if (D % size === 0 && F % size === 0) return size;
   if (bits === 4 && (D % 2 !== 0 || F % 2 !== 0)) {
     throw new EngineError(EngineErrorCode.BAD_CONFIG, `int4 experts need even hidden (${D}) and expert intermediate (${F}) sizes`);
   }

@@ -1,14 +1,13 @@
 /**
  * Block-wise symmetric weight quantization of the routed experts, in the layout onnxruntime's
  * `QMoE` (and `MatMulNBits`) read: a weight [N, K] (HF's [out, in]) is quantized row by row along K in blocks of `blockSize`;
- * each block keeps one float16 scale and stores q = round(w / scale) + 2^(bits-1), the zero point
+ * each block keeps one float32 scale and stores q = round(w / scale) + 2^(bits-1), the zero point
  * both kernels assume when none is given (q - 2^(bits-1) spans -8…7 or -128…127). Int4 packs two values per byte, the even index in the
  * low nibble. K that is not a multiple of the block is zero-padded to one.
  *
  * Pure functions over typed arrays, so the import can quantize one expert at a time straight
  * into the layer's output buffer.
  */
-import { halfToFloat } from '../checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 
 export type QuantBits = 4 | 8;
@@ -29,16 +28,8 @@ export function quantBits(mode: QuantMode): QuantBits | null {
   return mode === 'int8' ? 8 : mode === 'int4' ? 4 : null;
 }
 
-/**
- * Block size per width. Int4 uses the kernel's smallest (16): with float16 scales that is 5 bits
- * a weight, what blocks of 32 with float32 scales cost, at 11 % less weight error and +0.9 points
- * of routing agreement on the scaled fixture (docs/engine.md). Int8 is accurate at 32 and keeps
- * the smaller file (8.5 bits a weight).
- */
-export const QUANT_BLOCK: Readonly<Record<QuantBits, number>> = { 4: 16, 8: 32 };
-
-/** Bytes per stored scale (float16). */
-export const QUANT_SCALE_BYTES = 2;
+/** Block size used for every quantized weight; 32 keeps int4 routing agreement high (tests state it). */
+export const QUANT_BLOCK = 32;
 
 export interface QuantLayout {
   readonly bits: QuantBits;
@@ -49,15 +40,9 @@ export interface QuantLayout {
   readonly bytesPerRow: number;
 }
 
-export function quantLayout(k: number, bits: QuantBits, blockSize = QUANT_BLOCK[bits]): QuantLayout {
+export function quantLayout(k: number, bits: QuantBits, blockSize = QUANT_BLOCK): QuantLayout {
   const blocksPerRow = Math.ceil(k / blockSize);
   return { bits, blockSize, blocksPerRow, bytesPerRow: (blocksPerRow * blockSize * bits) / 8 };
-}
-
-/** Bytes of a [rows, k] matrix stored this way: packed values plus one float16 scale per block. */
-export function quantizedBytes(rows: number, k: number, bits: QuantBits, blockSize = QUANT_BLOCK[bits]): number {
-  const lay = quantLayout(k, bits, blockSize);
-  return rows * (lay.bytesPerRow + lay.blocksPerRow * QUANT_SCALE_BYTES);
 }
 
 /**
@@ -65,13 +50,12 @@ export function quantizedBytes(rows: number, k: number, bits: QuantBits, blockSi
  * for it (-2^(b-1) for a negative one, 2^(b-1)-1 for a positive one). At 4 bits a few slightly
  * smaller scales are tried as well (clipping the extreme value) and the one with the least squared
  * error kept: on the built-in model this lowers int4's relative weight error from 9.8 % to 8.8 %.
- * Every candidate is rounded to float16 first, so the error compared is the one the kernel sees.
  */
 const INT4_SCALE_STEPS = [1, 0.95, 0.9, 0.85];
 
 /**
- * Quantizes `rows` rows of length k from `w` (row-major) into `data` / `scales` (float16 bits),
- * starting at row `rowOffset` of the destination (so experts can be written one after another).
+ * Quantizes `rows` rows of length k from `w` (row-major) into `data` / `scales`, starting at row
+ * `rowOffset` of the destination (so experts can be written one after another).
  */
 export function quantizeRowsInto(
   w: Float32Array,
@@ -79,7 +63,7 @@ export function quantizeRowsInto(
   k: number,
   lay: QuantLayout,
   data: Uint8Array,
-  scales: Uint16Array,
+  scales: Float32Array,
   rowOffset = 0,
 ): void {
   const { bits, blockSize, blocksPerRow, bytesPerRow } = lay;
@@ -106,14 +90,14 @@ export function quantizeRowsInto(
           extreme = v;
         }
       }
-      const base = extreme < 0 ? extreme / lo : extreme / hi;
-      let scaleBits = floatToHalf(base);
+      // Scales are what the kernels read back, so they are float32 before anything is rounded with them.
+      const base = Math.fround(extreme < 0 ? extreme / lo : extreme / hi);
+      let scale = base;
       if (steps.length > 1 && base > 0) {
         let best = Infinity;
         for (let c = 0; c < steps.length; c++) {
-          const h = floatToHalf(base * steps[c]!);
-          const sc = halfToFloat(h);
-          const inv = sc > 0 ? 1 / sc : 0;
+          const sc = Math.fround(base * steps[c]!);
+          const inv = 1 / sc;
           let err = 0;
           for (let i = start; i < end; i++) {
             const v = w[i]!;
@@ -125,12 +109,11 @@ export function quantizeRowsInto(
           }
           if (err < best) {
             best = err;
-            scaleBits = h;
+            scale = sc;
           }
         }
       }
-      scales[(rowOffset + r) * blocksPerRow + blk] = scaleBits;
-      const scale = halfToFloat(scaleBits);
+      scales[(rowOffset + r) * blocksPerRow + blk] = scale;
       const inv = scale > 0 ? 1 / scale : 0;
       // Padding beyond k quantizes 0, i.e. the zero point.
       for (let j = 0; j < blockSize; j++) {
@@ -152,14 +135,13 @@ export interface QuantizedMatrix {
   readonly rows: number;
   readonly k: number;
   readonly data: Uint8Array;
-  /** float16 bits, one per block. */
-  readonly scales: Uint16Array;
+  readonly scales: Float32Array;
 }
 
-export function quantizeMatrix(w: Float32Array, rows: number, k: number, bits: QuantBits, blockSize = QUANT_BLOCK[bits]): QuantizedMatrix {
+export function quantizeMatrix(w: Float32Array, rows: number, k: number, bits: QuantBits, blockSize = QUANT_BLOCK): QuantizedMatrix {
   const layout = quantLayout(k, bits, blockSize);
   const data = new Uint8Array(rows * layout.bytesPerRow);
-  const scales = new Uint16Array(rows * layout.blocksPerRow);
+  const scales = new Float32Array(rows * layout.blocksPerRow);
   quantizeRowsInto(w, rows, k, layout, data, scales);
   return { layout, rows, k, data, scales };
 }
@@ -173,7 +155,7 @@ export function dequantizeMatrix(m: QuantizedMatrix): Float32Array {
     for (let i = 0; i < m.k; i++) {
       const byte = m.data[r * bytesPerRow + (bits === 8 ? i : i >> 1)]!;
       const q = bits === 8 ? byte : i & 1 ? byte >> 4 : byte & 0x0f;
-      out[r * m.k + i] = (q - zero) * halfToFloat(m.scales[r * blocksPerRow + Math.floor(i / blockSize)]!);
+      out[r * m.k + i] = (q - zero) * m.scales[r * blocksPerRow + Math.floor(i / blockSize)]!;
     }
   }
   return out;

@@ -157,9 +157,8 @@ async function runCheck(cacheDir: string): Promise<void> {
 
 async function runQuantCheck(cacheDir: string, bits: QuantBits): Promise<void> {
   // Block-sized dims: the kernel needs whole blocks.
-  const block = QUANT_BLOCK[bits];
-  const Dq = 2 * block;
-  const Fq = block;
+  const Dq = 2 * QUANT_BLOCK;
+  const Fq = QUANT_BLOCK;
   const x = values(T * Dq, 5);
   const { w, scores } = routing();
   const q1 = quantizeMatrix(values(E * 2 * Fq * Dq, 6), E * 2 * Fq, Dq, bits);
@@ -176,7 +175,7 @@ async function runQuantCheck(cacheDir: string, bits: QuantBits): Promise<void> {
       b.initializer('s1', q1.scales, [E, 2 * Fq, q1.layout.blocksPerRow]);
       b.initializer('fc2', q2.data, [E, Dq, q2.layout.bytesPerRow], ElemType.uint8);
       b.initializer('s2', q2.scales, [E, Dq, q2.layout.blocksPerRow]);
-      b.node('QMoE', ['x', 'scores', 'fc1', 's1', '', 'fc2', 's2'], { ...moeKernelAttrs(E), expert_weight_bits: bits, block_size: block }, {
+      b.node('QMoE', ['x', 'scores', 'fc1', 's1', '', 'fc2', 's2'], { ...moeKernelAttrs(E), expert_weight_bits: bits, block_size: QUANT_BLOCK }, {
         domain: MS_DOMAIN,
         names: ['y'],
       });

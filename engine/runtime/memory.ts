@@ -9,7 +9,7 @@ import { totalmem } from 'node:os';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
-import { quantBits, quantizedBytes, type QuantMode } from '../graph/quant.ts';
+import { quantBits, quantLayout, type QuantBits, type QuantMode } from '../graph/quant.ts';
 import { GLOBAL_NAMES, layerNames } from '../graph/weights.ts';
 
 export interface MemoryBudget {
@@ -33,6 +33,12 @@ export function peakRss(): number {
 
 export function formatBytes(n: number): string {
   return n >= GiB ? `${(n / GiB).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/** Bytes of a [rows, k] matrix stored block-quantized (packed values + one float32 scale per block). */
+function quantizedBytes(rows: number, k: number, bits: QuantBits): number {
+  const lay = quantLayout(k, bits);
+  return rows * (lay.bytesPerRow + lay.blocksPerRow * 4);
 }
 
 export interface WeightEstimate {

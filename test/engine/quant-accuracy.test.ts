@@ -31,7 +31,7 @@ const DECODE = 16;
 
 /** Required top-k agreement with float32, per mode and checkpoint (measured values in the report). */
 const MIN_AGREEMENT: Record<'scaled' | 'builtin', Record<'int8' | 'int4', number>> = {
-  scaled: { int8: 0.95, int4: 0.93 },
+  scaled: { int8: 0.95, int4: 0.92 },
   builtin: { int8: 0.95, int4: 0.95 },
 };
 /** Float32 top-1 margin (logits) above which a greedy token must be kept. */
