@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { defaultPrompts, runQuantCost } from '../../engine/cli/quant-cost.ts';
 import { EngineErrorCode } from '../../engine/errors.ts';
-import { measureQuantCost, topMargin } from '../../engine/runtime/quant-cost.ts';
+import { groupRatioInterval, measureQuantCost, topMargin } from '../../engine/runtime/quant-cost.ts';
+import { seededRandom } from '../../engine/generate/sampling.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 import { testCacheDir } from '../helpers/cache.ts';
 import { capture } from '../helpers/capture.ts';
@@ -31,6 +32,7 @@ describe('quantization cost against float32', () => {
   it('finds no difference between two float32 sessions of the same checkpoint', async () => {
     const r = await measureQuantCost(await load('none'), await load('none'), prompts(), 4);
     assert.equal(r.agreement, 1);
+    assert.deepEqual(r.agreementInterval, [1, 1]);
     assert.deepEqual(r.layerAgreement, [1, 1, 1]);
     assert.equal(r.tokensKept, r.tokens);
     assert.equal(r.tokens, 2 * 5, 'one greedy token per prefill and per decode step, per prompt');
@@ -49,6 +51,27 @@ describe('quantization cost against float32', () => {
     assert.ok(r.maxLogitError > 0, 'int8 weights change the logits');
     assert.ok(r.rmsLogitError > 0 && r.rmsLogitError <= r.maxLogitError);
     assert.ok(r.agreement > 0.8 && r.agreement <= 1, `agreement ${r.agreement}`);
+    const [lo, hi] = r.agreementInterval;
+    assert.ok(lo <= r.agreement && r.agreement <= hi && hi <= 1, `interval ${lo}–${hi} around ${r.agreement}`);
+  });
+
+  it('bounds a grouped ratio by resampling whole groups, narrower with more groups', () => {
+    // Every group at 0.9: any resample is 0.9.
+    assert.deepEqual(groupRatioInterval([9, 18, 45], [10, 20, 50], seededRandom(1)), [0.9, 0.9]);
+    // Groups that disagree: 8 groups, then the same mix repeated to 128.
+    const num = [90, 95, 80, 99, 85, 92, 97, 88];
+    const den = num.map(() => 100);
+    const few = groupRatioInterval(num, den, seededRandom(2));
+    const many = groupRatioInterval(Array.from({ length: 128 }, (_, i) => num[i % 8]!), Array(128).fill(100), seededRandom(2));
+    const mean = num.reduce((a, b) => a + b, 0) / 800;
+    for (const [lo, hi] of [few, many]) assert.ok(lo < mean && mean < hi, `${lo}–${hi} around ${mean}`);
+    assert.ok(many[1] - many[0] < (few[1] - few[0]) / 2, `128 groups ${many} should be much narrower than 8 groups ${few}`);
+    // Choices weigh, not groups: small groups at 10 % and large ones at 99 % pool to 90.9 %, far from
+    // the mean of the group ratios (54.5 %).
+    const [lo, hi] = groupRatioInterval(Array.from({ length: 64 }, (_, i) => (i % 2 ? 99 : 1)), Array.from({ length: 64 }, (_, i) => (i % 2 ? 100 : 10)), seededRandom(3));
+    assert.ok(lo < 3200 / 3520 && 3200 / 3520 < hi && lo > 0.8, `${lo}–${hi}`);
+    assert.deepEqual(groupRatioInterval(num, den, seededRandom(2)), few, 'a seeded generator gives the same interval');
+    assert.throws(() => groupRatioInterval([], [], seededRandom(1)), RangeError);
   });
 
   it('measures the top-1 margin as the gap between the two largest logits', () => {
@@ -72,7 +95,7 @@ describe('moe-lab quant-cost', () => {
     const text = out.text();
     assert.deepEqual([...results.keys()], ['int8', 'int4']);
     for (const [mode, r] of results) {
-      assert.match(text, new RegExp(`^${mode}: top-k agreement ${(100 * r.agreement).toFixed(2)} % of ${r.choices} choices \\(per MoE layer: [\\d., %]+\\)$`, 'm'));
+      assert.match(text, new RegExp(`^${mode}: top-k agreement ${(100 * r.agreement).toFixed(2)} % of ${r.choices} choices \\(95 % interval over prompts [\\d.]+ % – [\\d.]+ %; per MoE layer: [\\d., %]+\\)$`, 'm'));
       assert.match(text, new RegExp(`^${mode}: greedy tokens kept ${r.tokensKept}/8`, 'm'));
       assert.match(text, new RegExp(`^${mode}: weights in memory \\d+\\.\\d % of float32$`, 'm'));
     }
@@ -87,6 +110,7 @@ describe('moe-lab quant-cost', () => {
     assert.equal(lines[0]!['quant'], 'int4');
     assert.equal(lines[0]!['tokens'], 6);
     assert.equal((lines[0]!['layerAgreement'] as number[]).length, 3);
+    assert.equal((lines[0]!['agreementInterval'] as number[]).length, 2);
     assert.ok((lines[0]!['weightsInMemory'] as number) < 0.5);
   });
 
