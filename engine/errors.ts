@@ -58,7 +58,3 @@ export class CodedError<C extends string> extends Error {
 export class EngineError extends CodedError<EngineErrorCode> {
   override readonly name = 'EngineError';
 }
-
-export function isEngineError(e: unknown): e is EngineError {
-  return e instanceof EngineError;
-}
