@@ -29,6 +29,7 @@ export default function CodeEditor(props: CodeEditorProps) {
 
   useEffect(() => {
     let disposed = false;
+    const actions: Monaco.IDisposable[] = [];
     void loadMonaco().then((monaco) => {
       if (disposed || !host.current) return;
       const ed = monaco.editor.create(host.current, {
@@ -54,20 +55,36 @@ export default function CodeEditor(props: CodeEditorProps) {
       ed.onDidChangeModelContent(() => latest.current.onChange(ed.getValue()));
       ed.onDidFocusEditorText(() => latest.current.onFocus());
       const { KeyMod, KeyCode } = monaco;
+      // Actions, not `addCommand`: a command's key binding is global to the page and outlives its
+      // editor, so after a cell is deleted its editor would keep answering Ctrl+Enter everywhere.
+      // An action's binding holds only while its own editor has focus.
+      const bind = (id: string, key: number, run: () => void, when?: string) =>
+        actions.push(ed.addAction({ id: `moe-lab.${id}`, label: id, keybindings: [key], keybindingContext: when, run }));
       // The editor's own text is passed along: React may not have rendered the last keystrokes yet.
-      ed.addCommand(KeyMod.Shift | KeyCode.Enter, () => latest.current.onRun('shift', ed.getValue()));
-      ed.addCommand(KeyMod.CtrlCmd | KeyCode.Enter, () => latest.current.onRun('ctrl', ed.getValue()));
-      ed.addCommand(KeyMod.Alt | KeyCode.Enter, () => latest.current.onRun('alt', ed.getValue()));
-      ed.addCommand(KeyCode.Escape, () => {
-        (document.activeElement as HTMLElement | null)?.blur();
-        latest.current.onEscape();
-      });
+      bind('run-shift', KeyMod.Shift | KeyCode.Enter, () => latest.current.onRun('shift', ed.getValue()));
+      bind('run-ctrl', KeyMod.CtrlCmd | KeyCode.Enter, () => latest.current.onRun('ctrl', ed.getValue()));
+      bind('run-alt', KeyMod.Alt | KeyCode.Enter, () => latest.current.onRun('alt', ed.getValue()));
+      // Escape closes the editor's own popups first; with none open it leaves edit mode.
+      bind(
+        'command-mode',
+        KeyCode.Escape,
+        () => {
+          (document.activeElement as HTMLElement | null)?.blur();
+          latest.current.onEscape();
+        },
+        '!suggestWidgetVisible && !parameterHintsVisible && !findWidgetVisible',
+      );
       if (latest.current.autoFocus) ed.focus();
     });
     return () => {
       disposed = true;
-      editor.current?.getModel()?.dispose();
-      editor.current?.dispose();
+      // Editor first, then its model: disposing a model an editor still shows makes the editor
+      // detach it mid-dispose, and Monaco throws from inside its own event delivery.
+      for (const a of actions) a.dispose();
+      const ed = editor.current;
+      const model = ed?.getModel();
+      ed?.dispose();
+      if (model && !model.isDisposed()) model.dispose();
       editor.current = null;
     };
   }, []);

@@ -37,6 +37,8 @@ describe('notebook in the browser', () => {
   });
 
   const cells = () => page.locator('[data-testid="cell"]');
+  /** Uncaught exceptions in the page (an error thrown while React unmounts a cell can leave the notebook half-updated). */
+  const pageErrors = () => log.console.filter((l) => l.startsWith('pageerror'));
   const cellKinds = async () => cells().evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')));
 
   it('creates a notebook and opens it in command mode', async () => {
@@ -62,6 +64,8 @@ describe('notebook in the browser', () => {
     await page.keyboard.press('ArrowUp');
     await page.keyboard.press('p'); // the first cell becomes a prompt
     assert.deepEqual(await cellKinds(), ['prompt', 'code']);
+    // Code editors were created and thrown away above, some before they finished loading.
+    assert.deepEqual(pageErrors(), []);
   });
 
   it('runs a prompt cell and streams its tokens', async () => {
@@ -192,12 +196,13 @@ describe('notebook in the browser', () => {
     assert.equal(ipynb.cells.length, await cells().count());
   });
 
-  it('loads nothing from outside this machine and every worker starts', async () => {
+  it('loads nothing from outside this machine, every worker starts and nothing threw', async () => {
     const outside = log.requests.filter((u) => !u.startsWith(app.url) && !u.startsWith('blob:') && !u.startsWith('data:'));
     assert.deepEqual(outside, []);
     assert.ok(log.requests.some((u) => u.includes('/vendor/monaco/')), 'the editor came from this server');
     const bad = log.console.filter((l) => /Could not create web worker|Failed to construct 'Worker'|Refused to|Content Security Policy/i.test(l));
     assert.deepEqual(bad, []);
+    assert.deepEqual(pageErrors(), []);
   });
 
   it('the notebook page loads without the editor bundle until a code cell needs it', async () => {
@@ -223,6 +228,37 @@ describe('notebook in the browser', () => {
     process.stdout.write(`# page-load: notebook page interactive after ${timing.domInteractive.toFixed(0)} ms (DOM), notebook rendered after ${ms} ms\n`);
     writeFileSync(join(ARTIFACTS, 'page-load.json'), JSON.stringify({ renderedMs: ms, ...timing }, null, 1));
     assert.ok(!requests.some((u) => u.includes('/vendor/monaco/')), 'no editor files for a notebook without code cells');
+    await fresh.close();
+  });
+
+  it("runs the cell whose editor has focus, after another cell's editor was deleted", async () => {
+    // Each editor binds the run keys; a deleted editor's binding must go with it, or it takes the
+    // keys over and runs the wrong cell with its own (empty) text.
+    const fresh = await browser.newPage();
+    const errors: string[] = [];
+    fresh.on('pageerror', (e) => errors.push(e.message));
+    await fresh.goto(app.loginUrl);
+    await fresh.waitForURL(`${app.url}/`);
+    const code = (id: string) => ({ id, cell_type: 'code', source: '', execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
+    const r = await fresh.request.post(`${app.url}/api/notebooks/two-editors.moenb`, {
+      data: JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: { moelab: { format_version: 1, app_version: '0.1.0', model: null } }, cells: [code('c1'), code('c2')] }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    assert.equal(r.status(), 201);
+    await fresh.goto(`${app.url}/notebook?path=two-editors.moenb`);
+    const freshCells = fresh.locator('[data-testid="cell"]');
+    await freshCells.nth(1).locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await freshCells.nth(0).locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await fresh.keyboard.press('ArrowDown');
+    await fresh.keyboard.press('d');
+    await fresh.keyboard.press('d');
+    await freshCells.nth(1).waitFor({ state: 'detached' });
+    await freshCells.nth(0).locator('.monaco-editor').click();
+    await fresh.keyboard.type('console.log(`first ${6 * 7}`);');
+    await freshCells.nth(0).locator('.monaco-editor .view-lines', { hasText: 'console.log(`first ${6 * 7}`);' }).waitFor();
+    await fresh.keyboard.press('Control+Enter');
+    await freshCells.nth(0).locator('[data-testid="cell-output"]', { hasText: 'first 42' }).waitFor({ timeout: 30_000 });
+    assert.deepEqual(errors, []);
     await fresh.close();
   });
 

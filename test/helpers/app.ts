@@ -96,7 +96,7 @@ export async function launchBrowser(): Promise<Browser> {
 export function watchPage(page: Page): { console: string[]; requests: string[] } {
   const log = { console: [] as string[], requests: [] as string[] };
   page.on('console', (m) => log.console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => log.console.push(`pageerror: ${e.message}`));
+  page.on('pageerror', (e) => log.console.push(`pageerror: ${e.stack ?? e.message}`));
   page.on('request', (r) => log.requests.push(r.url()));
   page.on('worker', (w) => w.on('console', (m) => log.console.push(`worker ${m.type()}: ${m.text()}`)));
   return log;
