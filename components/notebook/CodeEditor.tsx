@@ -58,15 +58,16 @@ export default function CodeEditor(props: CodeEditorProps) {
       // Actions, not `addCommand`: a command's key binding is global to the page and outlives its
       // editor, so after a cell is deleted its editor would keep answering Ctrl+Enter everywhere.
       // An action's binding holds only while its own editor has focus.
-      const bind = (id: string, key: number, run: () => void, when?: string) =>
-        actions.push(ed.addAction({ id: `moe-lab.${id}`, label: id, keybindings: [key], keybindingContext: when, run }));
+      const bind = (id: string, label: string, key: number, run: () => void, when?: string) =>
+        actions.push(ed.addAction({ id: `moe-lab.${id}`, label, keybindings: [key], keybindingContext: when, run }));
       // The editor's own text is passed along: React may not have rendered the last keystrokes yet.
-      bind('run-shift', KeyMod.Shift | KeyCode.Enter, () => latest.current.onRun('shift', ed.getValue()));
-      bind('run-ctrl', KeyMod.CtrlCmd | KeyCode.Enter, () => latest.current.onRun('ctrl', ed.getValue()));
-      bind('run-alt', KeyMod.Alt | KeyCode.Enter, () => latest.current.onRun('alt', ed.getValue()));
+      bind('run-shift', 'Run cell and select below', KeyMod.Shift | KeyCode.Enter, () => latest.current.onRun('shift', ed.getValue()));
+      bind('run-ctrl', 'Run cell', KeyMod.CtrlCmd | KeyCode.Enter, () => latest.current.onRun('ctrl', ed.getValue()));
+      bind('run-alt', 'Run cell and insert below', KeyMod.Alt | KeyCode.Enter, () => latest.current.onRun('alt', ed.getValue()));
       // Escape closes the editor's own popups first; with none open it leaves edit mode.
       bind(
         'command-mode',
+        'Leave edit mode',
         KeyCode.Escape,
         () => {
           (document.activeElement as HTMLElement | null)?.blur();

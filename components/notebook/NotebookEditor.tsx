@@ -275,7 +275,7 @@ export default function NotebookEditor({ path }: { path: string }) {
     if (how === 'ctrl') return;
     setEditing(false);
     if (how === 'alt' || index === cur.cells.length - 1) {
-      change((cells) => insertCell(cells, index + 1, newCell(how === 'alt' ? 'code' : 'code', nbRef.current?.model?.id ?? '')));
+      change((cells) => insertCell(cells, index + 1, newCell('code', nbRef.current?.model?.id ?? '')));
     }
     setSelected(index + 1);
     if (how === 'alt') setEditing(true);
