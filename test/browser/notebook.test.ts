@@ -38,7 +38,7 @@ describe('notebook in the browser', () => {
 
   const cells = () => page.locator('[data-testid="cell"]');
   /** Uncaught exceptions in the page (an error thrown while React unmounts a cell can leave the notebook half-updated). */
-  const pageErrors = () => log.console.filter((l) => l.startsWith('pageerror'));
+  const pageErrors = (l = log) => l.console.filter((line) => line.startsWith('pageerror'));
   const cellKinds = async () => cells().evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')));
 
   it('creates a notebook and opens it in command mode', async () => {
@@ -205,18 +205,23 @@ describe('notebook in the browser', () => {
     assert.deepEqual(pageErrors(), []);
   });
 
-  it('the notebook page loads without the editor bundle until a code cell needs it', async () => {
+  /** A second page, signed in (its log watched from the start), and notebook `path` of these cells stored on the server. */
+  async function pageWithNotebook(path: string, cells: unknown[]): Promise<{ fresh: Page; freshLog: ReturnType<typeof watchPage> }> {
     const fresh = await browser.newPage();
-    const requests: string[] = [];
-    fresh.on('request', (r) => requests.push(r.url()));
+    const freshLog = watchPage(fresh);
     await fresh.goto(app.loginUrl);
     await fresh.waitForURL(`${app.url}/`);
-    // A notebook with only a markdown cell.
-    const r = await fresh.request.post(`${app.url}/api/notebooks/no-code.moenb`, {
-      data: JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: { moelab: { format_version: 1, app_version: '0.1.0', model: null } }, cells: [{ id: 'm1', cell_type: 'markdown', source: '# Just text', metadata: { moelab: { kind: 'markdown' } } }] }),
+    const r = await fresh.request.post(`${app.url}/api/notebooks/${path}`, {
+      data: JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: { moelab: { format_version: 1, app_version: '0.1.0', model: null } }, cells }),
       headers: { 'Content-Type': 'application/json' },
     });
     assert.equal(r.status(), 201);
+    return { fresh, freshLog };
+  }
+
+  it('the notebook page loads without the editor bundle until a code cell needs it', async () => {
+    // A notebook with only a markdown cell.
+    const { fresh, freshLog } = await pageWithNotebook('no-code.moenb', [{ id: 'm1', cell_type: 'markdown', source: '# Just text', metadata: { moelab: { kind: 'markdown' } } }]);
     const t0 = Date.now();
     await fresh.goto(`${app.url}/notebook?path=no-code.moenb`);
     await fresh.locator('[data-testid="markdown"]', { hasText: 'Just text' }).waitFor();
@@ -227,24 +232,15 @@ describe('notebook in the browser', () => {
     });
     process.stdout.write(`# page-load: notebook page interactive after ${timing.domInteractive.toFixed(0)} ms (DOM), notebook rendered after ${ms} ms\n`);
     writeFileSync(join(ARTIFACTS, 'page-load.json'), JSON.stringify({ renderedMs: ms, ...timing }, null, 1));
-    assert.ok(!requests.some((u) => u.includes('/vendor/monaco/')), 'no editor files for a notebook without code cells');
+    assert.ok(!freshLog.requests.some((u) => u.includes('/vendor/monaco/')), 'no editor files for a notebook without code cells');
     await fresh.close();
   });
 
   it("runs the cell whose editor has focus, after another cell's editor was deleted", async () => {
     // Each editor binds the run keys; a deleted editor's binding must go with it, or it takes the
     // keys over and runs the wrong cell with its own (empty) text.
-    const fresh = await browser.newPage();
-    const errors: string[] = [];
-    fresh.on('pageerror', (e) => errors.push(e.message));
-    await fresh.goto(app.loginUrl);
-    await fresh.waitForURL(`${app.url}/`);
     const code = (id: string) => ({ id, cell_type: 'code', source: '', execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
-    const r = await fresh.request.post(`${app.url}/api/notebooks/two-editors.moenb`, {
-      data: JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: { moelab: { format_version: 1, app_version: '0.1.0', model: null } }, cells: [code('c1'), code('c2')] }),
-      headers: { 'Content-Type': 'application/json' },
-    });
-    assert.equal(r.status(), 201);
+    const { fresh, freshLog } = await pageWithNotebook('two-editors.moenb', [code('c1'), code('c2')]);
     await fresh.goto(`${app.url}/notebook?path=two-editors.moenb`);
     const freshCells = fresh.locator('[data-testid="cell"]');
     await freshCells.nth(1).locator('.monaco-editor').waitFor({ timeout: 30_000 });
@@ -258,7 +254,7 @@ describe('notebook in the browser', () => {
     await freshCells.nth(0).locator('.monaco-editor .view-lines', { hasText: 'console.log(`first ${6 * 7}`);' }).waitFor();
     await fresh.keyboard.press('Control+Enter');
     await freshCells.nth(0).locator('[data-testid="cell-output"]', { hasText: 'first 42' }).waitFor({ timeout: 30_000 });
-    assert.deepEqual(errors, []);
+    assert.deepEqual(pageErrors(freshLog), []);
     await fresh.close();
   });
 
