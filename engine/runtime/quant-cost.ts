@@ -48,7 +48,8 @@ export function topMargin(logits: Float32Array): number {
 
 /**
  * Percentile bootstrap interval for Σ num / Σ den when the data come in groups (num[g] of den[g]
- * per group): each of `reps` resamples draws as many groups as there are, with replacement.
+ * per group): each of `reps` resamples draws as many groups as there are, with replacement
+ * (resamples of empty groups only are skipped).
  * Randomness is passed in, so a seeded generator gives the same interval every time.
  */
 export function groupRatioInterval(num: ArrayLike<number>, den: ArrayLike<number>, random: Random, reps = 2000, level = 0.95): [number, number] {
@@ -66,6 +67,7 @@ export function groupRatioInterval(num: ArrayLike<number>, den: ArrayLike<number
     ratios[r] = d > 0 ? n / d : NaN;
   }
   const sorted = ratios.filter((v) => !Number.isNaN(v)).sort();
+  if (sorted.length === 0) return [NaN, NaN]; // every group empty: no ratio to bound
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))]!;
   return [at((1 - level) / 2), at(1 - (1 - level) / 2)];
 }

@@ -11,8 +11,9 @@
  * expert choices; two prompts alone (408 choices) moved int4's figure by ±3 points between prompt
  * sets. A greedy token "is kept" when the quantized argmax equals float32's; where float32's top-2
  * logits are nearly tied no lossy format can promise that (on the random-weight checkpoint int8
- * changes 8 of 170, all with float32 margins under 0.12), so tokens are required equal wherever float32's margin is at least
- * TOKEN_MARGIN logits, and the number kept and the largest margin lost are printed.
+ * changes 8 of 170, all with float32 margins under 0.12), so tokens are required equal wherever
+ * float32's margin is at least TOKEN_MARGIN logits, and the number kept and the largest margin lost
+ * are printed.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -72,6 +72,7 @@ describe('quantization cost against float32', () => {
     assert.ok(lo < 3200 / 3520 && 3200 / 3520 < hi && lo > 0.8, `${lo}–${hi}`);
     assert.deepEqual(groupRatioInterval(num, den, seededRandom(2)), few, 'a seeded generator gives the same interval');
     assert.throws(() => groupRatioInterval([], [], seededRandom(1)), RangeError);
+    assert.deepEqual(groupRatioInterval([0, 0], [0, 0], seededRandom(1)), [NaN, NaN], 'groups with no choices have no ratio');
   });
 
   it('measures the top-1 margin as the gap between the two largest logits', () => {
