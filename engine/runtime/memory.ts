@@ -10,6 +10,7 @@ import type { ModelConfig } from '../checkpoint/config.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { quantBits, quantLayout, type QuantBits, type QuantMode } from '../graph/quant.ts';
+import { expertBlockSize } from '../graph/moe.ts';
 import { GLOBAL_NAMES, layerNames } from '../graph/weights.ts';
 
 export interface MemoryBudget {
@@ -36,8 +37,8 @@ export function formatBytes(n: number): string {
 }
 
 /** Bytes of a [rows, k] matrix stored block-quantized (packed values + one float32 scale per block). */
-function quantizedBytes(rows: number, k: number, bits: QuantBits): number {
-  const lay = quantLayout(k, bits);
+function quantizedBytes(rows: number, k: number, bits: QuantBits, blockSize: number): number {
+  const lay = quantLayout(k, bits, blockSize);
   return rows * (lay.bytesPerRow + lay.blocksPerRow * 4);
 }
 
@@ -63,13 +64,15 @@ export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quan
     if (bits) widened += n * 2;
   };
   const experts = routedExpertTensors(cfg);
+  // The block the graph builder will use (one scale per row when the widths allow no block).
+  const block = bits ? expertBlockSize(cfg.hiddenSize, cfg.moe.expertIntermediate, bits) : null;
   for (const name of tensors.names) {
     const shape = tensors.info(name).shape;
     const n = shape.reduce((a, b) => a * b, 1);
     const k = shape[shape.length - 1]!;
     if (shape.length < 2) file += n * 4;
     else if (name === GLOBAL_NAMES.embed) file += bits ? n * 2 : n * 4;
-    else if (experts.has(name) && bits) file += quantizedBytes(n / k, k, bits);
+    else if (experts.has(name) && bits) file += quantizedBytes(n / k, k, bits, block ?? k);
     else matrix(n);
   }
   file += 2 * cfg.maxPositions * cfg.ropeDim * 4;
