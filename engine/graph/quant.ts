@@ -1,7 +1,7 @@
 /**
  * Block-wise symmetric weight quantization of the routed experts, in the layout onnxruntime's
  * `QMoE` (and `MatMulNBits`) read: a weight [N, K] (HF's [out, in]) is quantized row by row along K in blocks of `blockSize`;
- * each block keeps one float32 scale and stores q = round(w / scale) + 2^(bits-1), the zero point
+ * each block keeps one float32 scale (of either sign) and stores q = round(w / scale) + 2^(bits-1), the zero point
  * both kernels assume when none is given (q - 2^(bits-1) spans -8…7 or -128…127). Int4 packs two values per byte, the even index in the
  * low nibble. K that is not a multiple of the block is zero-padded to one.
  *
@@ -46,10 +46,12 @@ export function quantLayout(k: number, bits: QuantBits, blockSize = QUANT_BLOCK)
 }
 
 /**
- * Per block, the scale maps the largest-magnitude value onto the end of the range that has room
- * for it (-2^(b-1) for a negative one, 2^(b-1)-1 for a positive one). At 4 bits a few slightly
- * smaller scales are tried as well (clipping the extreme value) and the one with the least squared
- * error kept: on the built-in model this lowers int4's relative weight error from 9.8 % to 8.8 %.
+ * Per block, the scale maps the largest-magnitude value onto -2^(b-1), the end of the range with
+ * the extra level: the scale is negative when that value is positive, which the kernels multiply
+ * through like any other (a positive extreme on +7 would leave int4 seven steps instead of eight on
+ * its side). At 4 bits a few slightly smaller scales are tried as well (clipping the extreme value)
+ * and the one with the least squared error kept. Int4's relative weight error, extreme on its own
+ * side → on -8: gaussian weights 8.7 → 8.3 %, the built-in model's experts 8.8 → 8.3 %.
  */
 const INT4_SCALE_STEPS = [1, 0.95, 0.9, 0.85];
 
@@ -91,9 +93,9 @@ export function quantizeRowsInto(
         }
       }
       // Scales are what the kernels read back, so they are float32 before anything is rounded with them.
-      const base = Math.fround(extreme < 0 ? extreme / lo : extreme / hi);
+      const base = Math.fround(extreme / lo);
       let scale = base;
-      if (steps.length > 1 && base > 0) {
+      if (steps.length > 1 && base !== 0) {
         let best = Infinity;
         for (let c = 0; c < steps.length; c++) {
           const sc = Math.fround(base * steps[c]!);
@@ -114,7 +116,7 @@ export function quantizeRowsInto(
         }
       }
       scales[(rowOffset + r) * blocksPerRow + blk] = scale;
-      const inv = scale > 0 ? 1 / scale : 0;
+      const inv = scale !== 0 ? 1 / scale : 0;
       // Padding beyond k quantizes 0, i.e. the zero point.
       for (let j = 0; j < blockSize; j++) {
         const i = start + j;
