@@ -201,12 +201,13 @@ export default function NotebookEditor({ path }: { path: string }) {
     const stored = nbRef.current?.cells[index];
     if (!stored) return;
     const cell = sourceNow !== undefined ? { ...stored, source: sourceNow } : stored;
-    const count = ++counter.current;
     if (cell.kind === 'markdown') {
       setEditing(false);
       return;
     }
     if (cell.kind === 'viz') return;
+    // Only cells that execute take a number, as in Jupyter: Run all numbers them 1, 2, 3…
+    const count = ++counter.current;
     setRunning((r) => new Set(r).add(cell.id));
     const finish = () => setRunning((r) => {
       const n = new Set(r);

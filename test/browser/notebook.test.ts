@@ -258,6 +258,21 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it('Run all numbers the cells that execute 1, 2, … and leaves markdown unnumbered', async () => {
+    const md = (id: string) => ({ id, cell_type: 'markdown', source: `# ${id}`, metadata: { moelab: { kind: 'markdown' } } });
+    const code = (id: string) => ({ id, cell_type: 'code', source: `console.log('${id}')`, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
+    const { fresh, freshLog } = await pageWithNotebook('numbering.moenb', [md('m1'), code('c1'), md('m2'), code('c2')]);
+    await fresh.goto(`${app.url}/notebook?path=numbering.moenb`);
+    const freshCells = fresh.locator('[data-testid="cell"]');
+    await freshCells.nth(3).waitFor();
+    await fresh.getByLabel('run all').click();
+    await freshCells.nth(3).locator('[data-testid="cell-output"]', { hasText: 'c2' }).waitFor({ timeout: 30_000 });
+    const counts = await freshCells.locator('.cell-count').allTextContents();
+    assert.deepEqual(counts, ['[ ]', '[1]', '[ ]', '[2]']);
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('the playground shows a run with every view', async () => {
     await page.goto(`${app.url}/playground`);
     const play = page.locator('[data-testid="playground"]');
