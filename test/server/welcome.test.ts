@@ -17,5 +17,13 @@ describe('the welcome notebook', () => {
     // It demonstrates a ban, and compares with and without it.
     assert.ok(notebook.cells.some((c) => c.metadata.moelab.kind === 'prompt' && JSON.stringify(c.metadata).includes('"ban"')));
     assert.ok(notebook.cells.some((c) => c.metadata.moelab.kind === 'viz' && (c.metadata.moelab as { view: string }).view === 'compare'));
+    // The compared runs differ only in the ban: same text, same sampling and seed.
+    const byId = new Map(notebook.cells.map((c) => [c.id, c]));
+    const compare = notebook.cells.find((c) => c.metadata.moelab.kind === 'viz' && (c.metadata.moelab as { view: string }).view === 'compare')!;
+    const { source, sourceB } = compare.metadata.moelab as { source: { cellId: string }; sourceB: { cellId: string } };
+    const [a, b] = [byId.get(source.cellId)!, byId.get(sourceB.cellId)!];
+    assert.equal(a.source, b.source);
+    const settings = (c: typeof a) => JSON.stringify((c.metadata.moelab as { sampling: unknown }).sampling);
+    assert.equal(settings(a), settings(b));
   });
 });
