@@ -202,18 +202,30 @@ export const ProtocolErrorCode = {
   INTERNAL: 'PROTO_INTERNAL',
 } as const;
 
-/** Parses one text frame; never throws. */
-export function parseClientMessage(text: string): { ok: true; msg: ClientMessage } | { ok: false; code: string; message: string } {
+/**
+ * Parses one text frame; never throws. A message that fails validation still gives back its request
+ * id when it has a well-formed one, so the error answers that request (a client waiting on a
+ * `generate` with an out-of-range field hears why, instead of waiting for an `accepted` that never comes).
+ */
+export function parseClientMessage(
+  text: string,
+): { ok: true; msg: ClientMessage } | { ok: false; id: string | null; code: string; message: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    return { ok: false, code: ProtocolErrorCode.BAD_JSON, message: 'the message is not valid JSON' };
+    return { ok: false, id: null, code: ProtocolErrorCode.BAD_JSON, message: 'the message is not valid JSON' };
   }
   const r = clientMessageSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    return { ok: false, code: ProtocolErrorCode.BAD_MESSAGE, message: `invalid message: ${issue?.path.join('.') || '(root)'}: ${issue?.message}` };
+    const id = requestId.safeParse(typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined);
+    return {
+      ok: false,
+      id: id.success ? id.data : null,
+      code: ProtocolErrorCode.BAD_MESSAGE,
+      message: `invalid message: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    };
   }
   return { ok: true, msg: r.data };
 }

@@ -135,9 +135,29 @@ export function parseExpertList(spec: string): { layer: number | 'all'; expert: 
     });
 }
 
-/** The generate parameters of a prompt cell. */
+/**
+ * Throws a message naming the cell's field when a number is outside what the server accepts (the
+ * ranges of server/protocol.ts), so the cell says "top-p must be …" rather than a schema path.
+ */
+function checkNumber(label: string, v: number | undefined, range: { int?: boolean; min: number; max?: number; minExclusive?: boolean }): void {
+  if (v === undefined) return;
+  const { int = false, min, max, minExclusive = false } = range;
+  const ok = Number.isFinite(v) && (!int || Number.isInteger(v)) && (minExclusive ? v > min : v >= min) && (max === undefined || v <= max);
+  if (ok) return;
+  const kind = int ? 'a whole number' : 'a number';
+  const span = max === undefined ? `of at least ${min}` : minExclusive ? `above ${min} and at most ${max}` : `from ${min} to ${max}`;
+  throw new Error(`${label} must be ${kind} ${span}, got ${v}`);
+}
+
+/** The generate parameters of a prompt cell; throws a readable message on a bad field. */
 export function promptParams(cell: Cell): Record<string, unknown> {
   const p = cell.prompt ?? defaultPrompt('');
+  checkNumber('max tokens', p.maxNewTokens, { int: true, min: 0 });
+  checkNumber('temperature', p.temperature, { min: 0, max: 100 });
+  checkNumber('top-p', p.topP, { min: 0, max: 1, minExclusive: true });
+  checkNumber('top-k', p.topKSampling, { int: true, min: 0 });
+  checkNumber('seed', p.seed, { int: true, min: 0, max: 2 ** 32 - 1 });
+  checkNumber('experts/token', p.expertsPerToken, { int: true, min: 1 });
   const ban = parseExpertList(p.ban);
   const force = parseExpertList(p.force);
   const sampling = {

@@ -91,7 +91,7 @@ export class Connection {
     if (isBinary) return this.error(null, null, ProtocolErrorCode.BAD_MESSAGE, 'binary frames are not accepted');
     const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
     const parsed = parseClientMessage(text);
-    if (!parsed.ok) return this.error(null, null, parsed.code, parsed.message);
+    if (!parsed.ok) return this.error(parsed.id, null, parsed.code, parsed.message);
     if (!this.greeted && parsed.msg.type !== 'hello') {
       return this.error(null, null, ProtocolErrorCode.HELLO_REQUIRED, 'send hello first');
     }

@@ -120,7 +120,13 @@ describe('access control', () => {
     assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_BAD_MESSAGE');
     c.received.length = 0;
     c.send({ type: 'generate', id: '2', params: { model: 'mixtral', promptIds: [1], maxNewTokens: -3 } });
-    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_BAD_MESSAGE');
+    // The error answers the request it is about, naming the field.
+    const bad = (await c.waitFor((m) => m.type === 'error')) as { id: string | null; code: string; message: string };
+    assert.deepEqual([bad.id, bad.code], ['2', 'PROTO_BAD_MESSAGE']);
+    assert.match(bad.message, /params\.maxNewTokens/);
+    c.received.length = 0;
+    c.send({ type: 'generate', id: 'x'.repeat(65), params: { model: 'mixtral', promptIds: [1], sampling: { topP: 2 } } });
+    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { id: string | null }).id, null, 'an id the schema would refuse is not echoed');
     c.received.length = 0;
     c.send({ type: 'generate', id: '3', params: { model: 'nope', promptIds: [1] } });
     assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_UNKNOWN_MODEL');

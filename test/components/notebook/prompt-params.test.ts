@@ -1,0 +1,41 @@
+/** A prompt cell's fields become generate parameters, and a field the server would refuse is named in a readable error. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { newCell, promptParams, type Cell, type PromptSettings } from '../../../components/notebook/model.ts';
+
+const cell = (settings: Partial<PromptSettings>): Cell => {
+  const c = newCell('prompt', 'tiny');
+  return { ...c, source: 'Hello', prompt: { ...c.prompt!, ...settings } };
+};
+
+describe('prompt cell parameters', () => {
+  it('sends sampling, seed and interventions only when set', () => {
+    assert.deepEqual(promptParams(cell({})), { model: 'tiny', prompt: 'Hello', maxNewTokens: cell({}).prompt!.maxNewTokens });
+    const p = promptParams(cell({ maxNewTokens: 8, temperature: 0.7, topP: 0.9, seed: 3, ban: '*:3, 1:2', force: '0:1', expertsPerToken: 3 }));
+    assert.deepEqual(p, {
+      model: 'tiny',
+      prompt: 'Hello',
+      maxNewTokens: 8,
+      seed: 3,
+      sampling: { temperature: 0.7, topP: 0.9 },
+      interventions: { ban: [{ layer: 'all', expert: 3 }, { layer: 1, expert: 2 }], force: [{ layer: 0, expert: 1 }], topK: 3 },
+    });
+  });
+
+  it('names the field and its range when a number is out of range', () => {
+    const cases: [Partial<PromptSettings>, RegExp][] = [
+      [{ expertsPerToken: 0 }, /^experts\/token must be a whole number of at least 1, got 0$/],
+      [{ temperature: -1 }, /^temperature must be a number from 0 to 100, got -1$/],
+      [{ topP: 2 }, /^top-p must be a number above 0 and at most 1, got 2$/],
+      [{ topP: 0 }, /^top-p must be/],
+      [{ seed: 1.5 }, /^seed must be a whole number from 0 to 4294967295, got 1\.5$/],
+      [{ seed: -1 }, /^seed must be/],
+      [{ maxNewTokens: 2.5 }, /^max tokens must be a whole number of at least 0, got 2\.5$/],
+    ];
+    for (const [settings, message] of cases) assert.throws(() => promptParams(cell(settings)), { message }, JSON.stringify(settings));
+  });
+
+  it('accepts the ends of each range', () => {
+    assert.doesNotThrow(() => promptParams(cell({ temperature: 0, topP: 1, seed: 2 ** 32 - 1, expertsPerToken: 1, maxNewTokens: 0 })));
+  });
+});
