@@ -47,6 +47,14 @@ function runForKernel(runId: string, model: string, events: RunEvent[]) {
   };
 }
 
+/** A REST reply's JSON body; an error reply throws "CODE: message" (e.g. API_NOT_FOUND: no run x), as lab calls report errors. */
+async function apiJson(res: Response): Promise<unknown> {
+  const body = (await res.json().catch(() => null)) as { error?: { code?: unknown; message?: unknown } } | null;
+  if (res.ok) return body;
+  const err = body?.error;
+  throw new Error(typeof err?.code === 'string' ? `${err.code}: ${String(err.message ?? '')}` : `HTTP ${res.status}`);
+}
+
 export default function NotebookEditor({ path }: { path: string }) {
   const [nb, setNb] = useState<NotebookModel | null>(null);
   const [loaded, setLoaded] = useState<LoadedNotebook | null>(null);
@@ -161,16 +169,13 @@ export default function NotebookEditor({ path }: { path: string }) {
       case 'analyze': {
         const ids = (args[0] as string[]).join(',');
         const by = (args[1] as { by?: string } | undefined)?.by;
-        const res = await fetch(`/api/analysis?runs=${encodeURIComponent(ids)}${by ? `&by=${encodeURIComponent(by)}` : ''}`);
-        const body = (await res.json()) as Record<string, unknown>;
-        if (!res.ok) throw new Error(JSON.stringify(body['error'] ?? res.status));
-        return body;
+        return apiJson(await fetch(`/api/analysis?runs=${encodeURIComponent(ids)}${by ? `&by=${encodeURIComponent(by)}` : ''}`));
       }
       case 'runs':
-        return ((await (await fetch('/api/runs')).json()) as { runs: unknown[] }).runs;
+        return ((await apiJson(await fetch('/api/runs'))) as { runs: unknown[] }).runs;
       case 'run': {
         const id = String(args[0]);
-        const body = (await (await fetch(`/api/runs/${encodeURIComponent(id)}`)).json()) as { run: { modelId: string }; events: RunEvent[] };
+        const body = (await apiJson(await fetch(`/api/runs/${encodeURIComponent(id)}`))) as { run: { modelId: string }; events: RunEvent[] };
         return runForKernel(id, body.run.modelId, body.events);
       }
       case 'generate': {

@@ -108,6 +108,7 @@ const VIZ_KINDS: VizKind[] = ['token-strip', 'routing-grid', 'heatmap', 'latency
 function DisplayOutput({ kind, data, runs }: { kind: string; data: unknown; runs: RunCache }) {
   const runId = typeof data === 'object' && data !== null && 'runId' in data && typeof (data as { runId: unknown }).runId === 'string' ? (data as { runId: string }).runId : null;
   if (runId && (VIZ_KINDS as string[]).includes(kind)) return <RunView runId={runId} runs={runs} views={[kind as VizKind]} />;
+  if (runId) return <pre className="out-error">{`lab.show: no view '${kind}'; the views are ${VIZ_KINDS.join(', ')}`}</pre>;
   return <pre className="out-stream">{typeof data === 'string' ? data : JSON.stringify(data, null, 2)}</pre>;
 }
 

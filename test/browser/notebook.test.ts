@@ -273,6 +273,29 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it('lab calls that fail throw errors with their codes, a refused run does not hang the cell, and an unknown view says so', async () => {
+    const source = [
+      "for (const f of [() => lab.generate({ prompt: 'x', maxNewTokens: -1 }), () => lab.run('00000000-0000-0000-0000-000000000000')]) {",
+      "  try { await f(); console.log('no error'); } catch (e) { console.log('error:', e.message); }",
+      '}',
+      "lab.show('nonsense', { runId: 'r1' });",
+      "console.log('end');",
+    ].join('\n');
+    const cell = { id: 'c1', cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } };
+    const { fresh, freshLog } = await pageWithNotebook('lab-errors.moenb', [cell]);
+    await fresh.goto(`${app.url}/notebook?path=lab-errors.moenb`);
+    await fresh.getByLabel('run all').click();
+    const out = fresh.locator('[data-testid="cell-output"]', { hasText: 'end' });
+    await out.waitFor({ timeout: 30_000 });
+    const text = await out.innerText();
+    assert.match(text, /error: PROTO_BAD_MESSAGE: invalid message: params\.maxNewTokens/);
+    assert.match(text, /error: API_NOT_FOUND: no such run/);
+    assert.doesNotMatch(text, /no error/);
+    assert.match(await fresh.locator('[data-testid="cell-output"]').innerText(), /lab\.show: no view 'nonsense'; the views are token-strip, routing-grid/);
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('the playground shows a run with every view', async () => {
     await page.goto(`${app.url}/playground`);
     const play = page.locator('[data-testid="playground"]');
