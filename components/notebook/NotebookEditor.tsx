@@ -364,6 +364,7 @@ export default function NotebookEditor({ path }: { path: string }) {
 
   if (error && !nb) return <p className="error">Could not open {path}: {error}</p>;
   if (!nb) return <p className="muted">Opening {path}…</p>;
+  const notebookRuns = nb.cells.flatMap((c) => c.outputs.flatMap((o) => (o.type === 'run' ? [o.runId] : [])));
 
   return (
     <div className="notebook" data-testid="notebook" data-mode={editing ? 'edit' : 'command'}>
@@ -388,14 +389,21 @@ export default function NotebookEditor({ path }: { path: string }) {
           {connection} · kernel {kernelState} · {editing ? 'edit' : 'command'} mode
         </span>
         <span className="export">
-          <a
-            className="button-link"
-            aria-label="export traces"
-            download
-            href={`/api/traces?format=parquet&runs=${nb.cells.flatMap((c) => c.outputs.flatMap((o) => (o.type === 'run' ? [o.runId] : []))).join(',')}`}
-          >
-            traces
-          </a>{' '}
+          {notebookRuns.length > 0 ? (
+            <a
+              className="button-link"
+              aria-label="export traces"
+              title="routing traces of this notebook's prompt cells, as Parquet"
+              download
+              href={`/api/traces?format=parquet&runs=${notebookRuns.join(',')}`}
+            >
+              traces
+            </a>
+          ) : (
+            <button className="secondary" aria-label="export traces" disabled title="run a prompt cell first">
+              traces
+            </button>
+          )}{' '}
           <button className="secondary" aria-label="export ipynb" onClick={() => loaded && downloadIpynb(loaded, nb)}>
             .ipynb
           </button>{' '}

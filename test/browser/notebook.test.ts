@@ -70,6 +70,7 @@ describe('notebook in the browser', () => {
 
   it('runs a prompt cell and streams its tokens', async () => {
     const prompt = cells().nth(0);
+    assert.equal(await page.getByLabel('export traces').isDisabled(), true, 'no traces to export before a run');
     await prompt.getByLabel('max tokens').fill('600');
     await prompt.getByLabel('prompt').fill('Hello, experts');
     // Record how many tokens are on screen at every DOM update, to see them arrive while streaming.
@@ -86,6 +87,8 @@ describe('notebook in the browser', () => {
     const partial = new Set(counts.filter((c) => c > 0 && c < final));
     assert.ok(final >= 600, `${final} tokens shown`);
     assert.ok(partial.size >= 3, `tokens appeared in steps while streaming (partial counts seen: ${[...partial].slice(0, 10).join(', ')})`);
+    const traces = await page.getByLabel('export traces').getAttribute('href');
+    assert.match(traces ?? '', /^\/api\/traces\?format=parquet&runs=[0-9a-f-]{36}$/);
   });
 
   it('runs TypeScript typed into the code editor and shows its console output', async () => {
