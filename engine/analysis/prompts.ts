@@ -52,7 +52,11 @@ export function parsePrompts(text: string, where = 'prompts'): PromptSpec[] {
     const r = lineSchema.safeParse(json);
     if (!r.success) throw badInput(`${where}:${line}: ${r.error.issues[0]?.path.join('.') || 'line'}: ${r.error.issues[0]?.message}`);
     const { prompt, prompt_ids: promptIds, id, ...rest } = r.data;
-    if ((prompt === undefined) === (promptIds === undefined)) throw badInput(`${where}:${line}: give exactly one of "prompt" and "prompt_ids"`);
+    if ((prompt === undefined) === (promptIds === undefined)) {
+      // Data sets often call the text "text"; say which key to rename rather than only what is missing.
+      const hint = prompt === undefined && typeof rest['text'] === 'string' ? ' (this line has "text": rename it "prompt")' : '';
+      throw badInput(`${where}:${line}: give exactly one of "prompt" and "prompt_ids"${hint}`);
+    }
     const fields: Record<string, string> = {};
     const extra: JsonObject = {};
     for (const [key, value] of Object.entries(rest)) {

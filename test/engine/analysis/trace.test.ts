@@ -138,6 +138,8 @@ describe('prompt files', () => {
     for (const text of ['{"prompt": "x", "prompt_ids": [1]}', '{"domain": "x"}', '{"prompt": "x", "layer": "2"}', '{"prompt": "x", "bad name": 1}', '{"prompt": "x", "id": "a"}\n{"prompt": "y", "id": "a"}', 'not json', '']) {
       assert.throws(() => parsePrompts(text), { code: AnalysisErrorCode.BAD_INPUT }, text);
     }
+    // A data set's "text" key gets a hint instead of only "missing prompt".
+    assert.throws(() => parsePrompts('{"text": "hello", "domain": "x"}', 'p.jsonl'), { code: AnalysisErrorCode.BAD_INPUT, message: /^p\.jsonl:1: give exactly one of "prompt" and "prompt_ids" \(this line has "text": rename it "prompt"\)$/ });
   });
 });
 
