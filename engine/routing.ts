@@ -115,9 +115,12 @@ export function routeToken(
       const s = Float32Array.from(z, sigmoid);
       const c = Float32Array.from(s, (v, e) => v + (correction?.[e] ?? 0) + bias(e));
       const groupSize = E / spec.nGroup;
+      // A banned expert adds nothing to its group's score (0, not -inf): banning one expert of a
+      // group must not take its group-mates out with it.
+      const cg = Float32Array.from(c, (v, e) => (banned(e) ? 0 : v));
       const groupScores = Array.from({ length: spec.nGroup }, (_, g) => {
-        const top2 = topKIndices(c.subarray(g * groupSize, (g + 1) * groupSize), 2);
-        return top2.reduce((acc, i) => acc + c[g * groupSize + i]!, 0);
+        const top2 = topKIndices(cg.subarray(g * groupSize, (g + 1) * groupSize), 2);
+        return top2.reduce((acc, i) => acc + cg[g * groupSize + i]!, 0);
       });
       const keep = new Set(topKIndices(groupScores, spec.topkGroup));
       // Experts outside the kept groups score 0, as in the reference implementation; a banned
@@ -125,10 +128,7 @@ export function routeToken(
       const masked = Float32Array.from(c, (v, e) => (keep.has(Math.floor(e / groupSize)) ? v : banned(e) ? -Infinity : 0));
       ids = topKIndices(masked, k);
       w = ids.map((e) => s[e]!);
-      if (spec.renormalize) {
-        const sum = w.reduce((a, b) => a + b, 0) + 1e-20;
-        w = w.map((v) => v / sum);
-      }
+      if (spec.renormalize) w = normalize(w);
       w = w.map((v) => v * spec.scale);
       break;
     }
@@ -136,8 +136,9 @@ export function routeToken(
   return sortByWeight(ids, w);
 }
 
+/** Weights over their sum; the 1e-20 keeps a forced expert whose probability underflowed at 0, not NaN. */
 function normalize(w: number[]): number[] {
-  const sum = w.reduce((a, b) => a + b, 0);
+  const sum = w.reduce((a, b) => a + b, 0) + 1e-20;
   return w.map((v) => v / sum);
 }
 

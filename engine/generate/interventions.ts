@@ -31,6 +31,17 @@ export function resolveInterventions(cfg: ModelConfig, iv: Interventions | undef
   if (!Number.isInteger(topK) || topK < 1 || topK > E) {
     throw new EngineError(EngineErrorCode.BAD_TOP_K, `top-k must be an integer from 1 to ${E} (the number of experts), got ${topK}`, { topK, experts: E });
   }
+  // Group-limited routers choose only among the experts of their best topk_group groups.
+  const routing = cfg.moe.routing;
+  const groupSize = routing.kind === 'sigmoid_group_topk' ? E / routing.nGroup : E;
+  const keptGroups = routing.kind === 'sigmoid_group_topk' ? routing.topkGroup : 1;
+  if (topK > groupSize * keptGroups) {
+    throw new EngineError(
+      EngineErrorCode.BAD_TOP_K,
+      `top-k must be an integer from 1 to ${groupSize * keptGroups} (this router picks from its best ${keptGroups} groups of ${groupSize} experts), got ${topK}`,
+      { topK, experts: groupSize * keptGroups },
+    );
+  }
   const ban = iv?.ban ?? [];
   const force = iv?.force ?? [];
   if (ban.length === 0 && force.length === 0) return { routeBias: null, topK };
@@ -49,6 +60,12 @@ export function resolveInterventions(cfg: ModelConfig, iv: Interventions | undef
     const forced = row.filter((v) => v === FORCE_BIAS).length;
     if (E - banned < topK) throw bad(`layer ${cfg.moeLayers[m]}: ${banned} banned experts leave fewer than top-k = ${topK}`);
     if (forced > topK) throw bad(`layer ${cfg.moeLayers[m]}: ${forced} forced experts exceed top-k = ${topK}`);
+    // A forced expert lifts its group into the kept ones; more forced groups than are kept cannot all be honoured.
+    const forcedGroups = new Set<number>();
+    row.forEach((v, e) => v === FORCE_BIAS && forcedGroups.add(Math.floor(e / groupSize)));
+    if (forcedGroups.size > keptGroups) {
+      throw bad(`layer ${cfg.moeLayers[m]}: the forced experts fall in ${forcedGroups.size} expert groups; this router keeps ${keptGroups} (groups of ${groupSize} experts)`);
+    }
   }
   return { routeBias: bias, topK };
 }

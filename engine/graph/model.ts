@@ -14,7 +14,7 @@ import { toFloat16 } from './quant.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
-export const GRAPH_BUILDER_VERSION = 7;
+export const GRAPH_BUILDER_VERSION = 8;
 
 export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */

@@ -32,7 +32,7 @@ export function buildRouting(b: GraphBuilder, spec: RoutingSpec, z: string, bias
       const p = b.op('Softmax', [zb], { axis: -1 }); // [T, E]
       const ids = topk(b.add(p, bias)); // [T, k]
       let w = b.op('GatherElements', [p, ids], { axis: 1 }); // [T, k]
-      if (spec.renormalize) w = b.op('Div', [w, b.op('ReduceSum', [w, b.constI64([-1])], { keepdims: 1 })]);
+      if (spec.renormalize) w = normalizeRows(b, w);
       return { ids, weights: w };
     }
     case 'topk_softmax': {
@@ -44,8 +44,10 @@ export function buildRouting(b: GraphBuilder, spec: RoutingSpec, z: string, bias
       const s = b.op('Sigmoid', [zb]); // [T, E]
       // Group-limited selection: group score = sum of the top-2 scores in each group; experts
       // outside the best topkGroup groups score 0 (as HF does), then the top-k of what is left.
+      // A banned expert adds 0 to its group's score, not -inf, so its group-mates stay eligible.
+      const isBanned = b.op('Less', [bans, b.constF32(0)]); // [E] bool
       const select = (c: string) => {
-        const grouped = b.reshape(c, [0, spec.nGroup, -1]); // [T, G, E/G]
+        const grouped = b.reshape(b.op('Where', [isBanned, b.constF32(0), c]), [0, spec.nGroup, -1]); // [T, G, E/G]
         const top2 = b.node('TopK', [grouped, b.constI64([2])], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 })[0]!; // [T, G, 2]
         const groupScore = b.op('ReduceSum', [top2, b.constI64([-1])], { keepdims: 0 }); // [T, G]
         const keepGroups = b.node('TopK', [groupScore, b.constI64([spec.topkGroup])], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 })[1]!; // [T, topkGroup]
@@ -63,11 +65,14 @@ export function buildRouting(b: GraphBuilder, spec: RoutingSpec, z: string, bias
       const ids = select(b.add(correction ? b.add(s, correction) : s, bias));
       const unbiasedIds = correction && reportUnbiased ? select(b.add(s, bias)) : undefined;
       let w = b.op('GatherElements', [s, ids], { axis: 1 }); // [T, k]: from the unbiased scores
-      if (spec.renormalize) {
-        const sum = b.add(b.op('ReduceSum', [w, b.constI64([-1])], { keepdims: 1 }), b.constF32(1e-20));
-        w = b.op('Div', [w, sum]);
-      }
+      if (spec.renormalize) w = normalizeRows(b, w);
       return { ids, weights: b.mul(w, b.constF32(spec.scale)), ...(unbiasedIds ? { unbiasedIds } : {}) };
     }
   }
+}
+
+/** w [T, k] over its row sums; the 1e-20 keeps a forced expert whose probability underflowed at 0, not NaN. */
+function normalizeRows(b: GraphBuilder, w: string): string {
+  const sum = b.add(b.op('ReduceSum', [w, b.constI64([-1])], { keepdims: 1 }), b.constF32(1e-20)); // [T, 1]
+  return b.op('Div', [w, sum]);
 }

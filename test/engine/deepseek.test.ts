@@ -11,7 +11,8 @@ import { parseModelConfig } from '../../engine/checkpoint/config.ts';
 import { TensorStore } from '../../engine/checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../../engine/errors.ts';
 import { generate } from '../../engine/generate/generate.ts';
-import type { GenerateRequest, GenerationEvent } from '../../engine/generate/types.ts';
+import { resolveInterventions } from '../../engine/generate/interventions.ts';
+import type { GenerateRequest, GenerationEvent, Interventions } from '../../engine/generate/types.ts';
 import { routeToken } from '../../engine/routing.ts';
 import { CACHE_BLOCK } from '../../engine/runtime/kv-cache.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
@@ -166,6 +167,24 @@ describe('config fields of deepseek_v3 and granitemoe', () => {
     assert.deepEqual(c.moe.shared, { intermediate: 32, gated: false });
     assert.equal(c.attention.kind, 'mla');
     assert.ok(c.attention.kind === 'mla' && Math.abs(c.attention.scale - 1 / Math.sqrt(24)) < 1e-12 && c.attention.ropeInterleave && c.attention.qLoraRank === 32);
+  });
+
+  it('deepseek_v3: interventions group-limited routing cannot honour are refused', () => {
+    // 8 experts in 4 groups of 2, the best 2 groups kept: at most 4 experts to choose from.
+    const c = parseModelConfig(rawConfig('deepseek_v3'));
+    const code = (iv: Interventions) => {
+      try {
+        resolveInterventions(c, iv);
+        return 'ok';
+      } catch (e) {
+        return e instanceof EngineError ? e.code : String(e);
+      }
+    };
+    assert.equal(code({ topK: 4 }), 'ok');
+    assert.equal(code({ topK: 5 }), EngineErrorCode.BAD_TOP_K);
+    assert.equal(code({ force: [{ layer: 1, expert: 0 }, { layer: 1, expert: 2 }] }), 'ok');
+    assert.equal(code({ topK: 3, force: [{ layer: 1, expert: 0 }, { layer: 1, expert: 2 }, { layer: 1, expert: 4 }] }), EngineErrorCode.BAD_INTERVENTION);
+    assert.equal(code({ topK: 3, force: [{ layer: 1, expert: 0 }, { layer: 1, expert: 1 }, { layer: 1, expert: 4 }] }), 'ok');
   });
 
   it('deepseek_v3: routing options it cannot honour are refused', () => {
