@@ -151,7 +151,9 @@ export class RunManager {
 
   /** Next run to execute: round-robin over connections with queued runs. */
   private next(): LiveRun | null {
-    for (let i = 0; i < this.rotation.length; i++) {
+    // Each owner is looked at once; owners with nothing queued leave the rotation as they are passed
+    // (counting against the shrinking length would skip the owners behind them).
+    for (let left = this.rotation.length; left > 0; left--) {
       const owner = this.rotation.shift()!;
       const q = this.queues.get(owner);
       if (q && q.length > 0) {

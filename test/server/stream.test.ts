@@ -135,6 +135,26 @@ describe('streaming runs', () => {
     await b.close();
   });
 
+  it('a freed run slot goes to the next connection waiting, past a connection with nothing queued', async () => {
+    // Two slots, both taken by A (a short run and a long one), so A stays in the rotation with an
+    // empty queue; B's run waits. When A's short run ends, B's must start in the freed slot, not wait
+    // for A's long run.
+    const fair = await labServer({ modelDirs: [modelDir], limits: { maxConcurrentRuns: 2 } });
+    const [a, b] = await Promise.all([0, 1].map(() => TestClient.connect(fair.url, { token: fair.token })));
+    try {
+      for (const x of [a!, b!]) await x.hello();
+      const short = await a!.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 4, ignoreEos: true });
+      const long = await a!.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 1000, ignoreEos: true });
+      const rb = await b!.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 4, ignoreEos: true });
+      await a!.untilDone(short);
+      await b!.untilDone(rb);
+      assert.ok(!a!.events(long).some((e) => e.t === 'done'), "B's run waited for A's long run to finish");
+    } finally {
+      for (const x of [a!, b!]) await x.close();
+      await fair.close();
+    }
+  });
+
   it('a client that never reads does not hold up another client beyond 250 ms between frames', async () => {
     const slow = await TestClient.connect(server.url, { token: server.token });
     await slow.hello();
