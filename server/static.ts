@@ -4,6 +4,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +35,13 @@ async function sendFile(res: ServerResponse, file: string, cache: string): Promi
     'Content-Length': info.size,
     'Cache-Control': cache,
   });
-  await new Promise<void>((resolve, reject) => createReadStream(file).on('error', reject).on('end', resolve).pipe(res));
+  // pipeline closes the file when the client goes away mid-download (pipe alone kept it open, and
+  // the request's promise never settled); a client leaving is not an error of ours.
+  try {
+    await pipeline(createReadStream(file), res);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw e;
+  }
 }
 
 function notFound(res: ServerResponse): void {
