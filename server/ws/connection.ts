@@ -30,6 +30,9 @@ interface Subscription {
   unlisten: () => void;
 }
 
+/** A flood ends after this long without a dropped message. */
+const FLOOD_QUIET_MS = 1000;
+
 export class TokenBucket {
   private tokens: number;
   private last = Date.now();
@@ -52,7 +55,9 @@ export class Connection {
   private greeted = false;
   private readonly subs = new Map<string, Subscription>();
   private readonly bucket: TokenBucket;
+  /** Messages dropped in the current flood, and when the last one was. */
   private dropped = 0;
+  private lastDrop = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private lastFlush = 0;
   private stalledSince = 0;
@@ -82,12 +87,16 @@ export class Connection {
 
   private onMessage(data: unknown, isBinary: boolean): void {
     if (!this.bucket.take()) {
-      // Tell the client once per burst; a client that keeps flooding is cut off.
+      // A flood lasts until the client has gone FLOOD_QUIET_MS without a dropped message; messages the
+      // bucket lets through in between do not end it (otherwise a client sending just over the limit
+      // is never cut off). Tell the client once per flood; cut it off after 5 s worth of drops.
+      const now = Date.now();
+      if (now - this.lastDrop > FLOOD_QUIET_MS) this.dropped = 0;
+      this.lastDrop = now;
       if (this.dropped++ === 0) this.error(null, null, ProtocolErrorCode.RATE_LIMITED, 'too many messages; slow down');
       if (this.dropped > this.runs.limits.messagesPerSecond * 5) this.ws.close(1008, 'rate limit');
       return;
     }
-    this.dropped = 0;
     if (isBinary) return this.error(null, null, ProtocolErrorCode.BAD_MESSAGE, 'binary frames are not accepted');
     const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
     const parsed = parseClientMessage(text);

@@ -170,6 +170,24 @@ describe('access control', () => {
     c.ws.terminate();
   });
 
+  it('closes a connection that keeps sending faster than the limit with 1008, even though some messages get through', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    await c.hello();
+    const closed = new Promise<number>((resolve) => c.ws.once('close', (code) => resolve(code)));
+    // About 1,000 messages a second (20 per 20 ms) against a limit of 50: the bucket lets some
+    // through all along, which must not reset the flood.
+    let open = true;
+    void closed.then(() => (open = false));
+    const started = Date.now();
+    for (let i = 0; open && Date.now() - started < 10_000; i++) {
+      for (let j = 0; j < 20 && open; j++) c.send({ type: 'list_models', id: `${i}-${j}` });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(!open, 'still open after 10 s of flooding');
+    assert.equal(await closed, 1008);
+    assert.equal(c.received.filter((m) => m.type === 'error' && m.code === 'PROTO_RATE_LIMITED').length, 1, 'told once per flood');
+  });
+
   it('keeps notebook paths inside the notebook root over HTTP', async () => {
     for (const p of ['..%2f..%2fetc%2fpasswd', '%2e%2e/%2e%2e/etc/passwd.moenb', '..%252f..%252fx.moenb', 'a%00.moenb', '.hidden.moenb']) {
       const r = await raw(server.url, `/api/notebooks/${p}`, auth);
