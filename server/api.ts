@@ -177,9 +177,11 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse,
         return json(res, 200, { entry: await ctx.notebooks.save(raw, content, typeof expected === 'string' ? { expectedModified: expected } : {}) });
       }
       case 'PATCH': {
+        // Read outside the JSON try: an oversize body is 413, not bad JSON.
+        const text = await readBody(req, 64 * 1024);
         let body: unknown;
         try {
-          body = JSON.parse(await readBody(req, 64 * 1024));
+          body = JSON.parse(text);
         } catch {
           throw new HttpError(400, 'API_BAD_JSON', 'body is not valid JSON');
         }

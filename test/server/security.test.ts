@@ -198,6 +198,12 @@ describe('access control', () => {
     assert.equal(created.status, 201);
     const read = await raw(server.url, '/api/notebooks/lessons/a.moenb', auth);
     assert.equal((JSON.parse(read.body) as { content: string }).content, '{"cells":[]}');
+    // A rename body over its cap is refused as too large, not as bad JSON.
+    const code = (r: { body: string }) => (JSON.parse(r.body) as { error: { code: string } }).error.code;
+    const huge = await raw(server.url, '/api/notebooks/lessons/a.moenb', { ...auth, 'Content-Type': 'application/json' }, 'PATCH', JSON.stringify({ to: 'b.moenb', pad: 'x'.repeat(100_000) }));
+    assert.deepEqual([huge.status, code(huge)], [413, 'API_TOO_LARGE']);
+    const garbled = await raw(server.url, '/api/notebooks/lessons/a.moenb', { ...auth, 'Content-Type': 'application/json' }, 'PATCH', '{"to":');
+    assert.deepEqual([garbled.status, code(garbled)], [400, 'API_BAD_JSON']);
   });
 
   it('never writes the token to the log', async () => {
