@@ -28,6 +28,10 @@ export class LiveRun {
   readonly appendedAt: number[] = [];
   status: RunStatus = 'queued';
   persisted = 0;
+  /** A status update the store has not taken yet (it was busy); written with the next events. */
+  pendingStatus: { status: RunStatus; extra: StatusExtra } | null = null;
+  /** The store refused the last write; logged once until it takes one again. */
+  storeFailing = false;
   finishedAt = 0;
   readonly controller = new AbortController();
   private readonly listeners = new Set<() => void>();
@@ -59,6 +63,8 @@ export class LiveRun {
     return this.status !== 'queued' && this.status !== 'running';
   }
 }
+
+type StatusExtra = Parameters<RunStore['setStatus']>[2];
 
 /** How long a finished run stays in memory before subscribers read it from the store. */
 const KEEP_FINISHED_MS = 60_000;
@@ -106,7 +112,13 @@ export class RunManager {
       throw new ProtocolError(ProtocolErrorCode.TOO_MANY_RUNS, `at most ${L.maxActiveRunsPerConnection} active runs per connection`);
     }
     const run = new LiveRun(randomUUID(), owner, clientRunId, params);
-    this.store.create({ id: run.id, clientRunId, modelId: params.model, params });
+    try {
+      this.store.create({ id: run.id, clientRunId, modelId: params.model, params });
+    } catch (e) {
+      // Nothing has started, so nothing is lost: the client hears why and can send it again.
+      this.log.warn(`the run store refused a new run (${e instanceof Error ? e.message : String(e)})`);
+      throw new ProtocolError(ProtocolErrorCode.INTERNAL, 'the run store is busy; send the run again');
+    }
     this.live.set(run.id, run);
     let q = this.queues.get(owner);
     if (!q) {
@@ -182,7 +194,7 @@ export class RunManager {
 
   private async execute(run: LiveRun): Promise<void> {
     run.status = 'running';
-    this.store.setStatus(run.id, 'running');
+    this.setStatus(run, 'running');
     try {
       const { engine, info } = await this.models.engine(run.params.model);
       const p = run.params;
@@ -210,7 +222,7 @@ export class RunManager {
         if (re.t === 'done') done = re;
         else run.append(re);
       }
-      this.store.setStatus(run.id, 'running', { modelHash: info.hash });
+      this.setStatus(run, 'running', { modelHash: info.hash });
       if (!done || done.t !== 'done') throw new Error('generation ended without a summary');
       this.finish(run, done.reason === 'cancelled' ? 'cancelled' : 'done', done);
     } catch (e) {
@@ -227,26 +239,50 @@ export class RunManager {
     run.append(last);
     run.status = status;
     run.finishedAt = Date.now();
-    this.persist(run);
-    this.store.setStatus(run.id, status, {
+    this.setStatus(run, status, {
       ...(last.t === 'done' ? { summary: last } : {}),
       ...(last.t === 'error' ? { error: { code: last.code, message: last.message } } : {}),
     });
     run.notify();
   }
 
-  private persist(run: LiveRun): void {
-    if (run.events.length > run.persisted) {
-      this.store.appendEvents(run.id, run.persisted, run.events.slice(run.persisted));
-      run.persisted = run.events.length;
+  /** Records a status with the run's events; the fields of an update the store has not taken yet carry over. */
+  private setStatus(run: LiveRun, status: RunStatus, extra: StatusExtra = {}): void {
+    run.pendingStatus = { status, extra: { ...run.pendingStatus?.extra, ...extra } };
+    this.persist(run);
+  }
+
+  /**
+   * Writes the run's new events, then its pending status. The database can be busy (another process
+   * holding a write lock): then nothing is lost, the run keeps them in memory and the next
+   * housekeeping tick tries again. Returns whether the store is up to date.
+   */
+  private persist(run: LiveRun): boolean {
+    try {
+      if (run.events.length > run.persisted) {
+        this.store.appendEvents(run.id, run.persisted, run.events.slice(run.persisted));
+        run.persisted = run.events.length;
+      }
+      const pending = run.pendingStatus;
+      if (pending) {
+        this.store.setStatus(run.id, pending.status, pending.extra);
+        if (run.pendingStatus === pending) run.pendingStatus = null;
+      }
+      if (run.storeFailing) this.log.info(`run ${run.id}: stored again`);
+      run.storeFailing = false;
+      return true;
+    } catch (e) {
+      if (!run.storeFailing) this.log.warn(`run ${run.id}: the run store refused a write (${e instanceof Error ? e.message : String(e)}); keeping its events in memory and retrying`);
+      run.storeFailing = true;
+      return false;
     }
   }
 
   private housekeeping(): void {
     const now = Date.now();
     for (const run of this.live.values()) {
-      this.persist(run);
-      if (run.finished && now - run.finishedAt > KEEP_FINISHED_MS) this.live.delete(run.id);
+      const stored = this.persist(run);
+      if (stored && run.finished && now - run.finishedAt > KEEP_FINISHED_MS) this.live.delete(run.id);
     }
   }
 
@@ -260,6 +296,8 @@ export class RunManager {
       if (run.status === 'queued') this.finish(run, 'interrupted', { t: 'error', code: 'RUN_INTERRUPTED', message: 'the server stopped' });
     }
     await Promise.allSettled([...this.executions]);
-    for (const run of this.live.values()) this.persist(run);
+    for (const run of this.live.values()) {
+      if (!this.persist(run)) this.log.error(`run ${run.id}: ${run.events.length - run.persisted} event(s) could not be stored before the server stopped`);
+    }
   }
 }

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { GenerateParams, RunEvent, RunStatus } from '../protocol.ts';
+import { lockDataDir, type DataDirLock } from './data-lock.ts';
 
 export interface RunRecord {
   readonly id: string;
@@ -63,9 +64,19 @@ CREATE TABLE IF NOT EXISTS run_events (
 export class RunStore {
   private db: Database.Database;
 
+  private readonly lock: DataDirLock;
+
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, 'runs.sqlite'));
+    this.lock = lockDataDir(dataDir);
+    // Wait at most 50 ms for a lock another process holds on the database (a reader's script, say)
+    // rather than the default 5 s, which would stall every stream; the run manager retries.
+    try {
+      this.db = new Database(join(dataDir, 'runs.sqlite'), { timeout: 50 });
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
@@ -134,6 +145,7 @@ export class RunStore {
 
   close(): void {
     this.db.close();
+    this.lock.release();
   }
 }
 

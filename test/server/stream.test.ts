@@ -13,7 +13,9 @@ import { labServer, smallModel, TestClient } from '../helpers/lab-server.ts';
 import { testCacheDir } from '../helpers/cache.ts';
 import { startServer } from '../../server/app.ts';
 import { NotebookStore } from '../../server/notebooks/store.ts';
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memoryLogger } from '../../server/log.ts';
@@ -217,6 +219,64 @@ describe('the run store', () => {
       assert.equal((await fetch(`${second.url}/api/runs/${finished}`, { headers: { Authorization: `Bearer ${second.token}` } })).status, 404);
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('one server per data directory, and a busy database', () => {
+  it('a second server on the same data directory is refused while the first runs, and starts once it stopped', async () => {
+    const modelDir = await smallModel();
+    const dataDir = mkdtempSync(join(tmpdir(), 'moe-lab-data-'));
+    const first = await labServer({ modelDirs: [modelDir], dataDir });
+    try {
+      await assert.rejects(labServer({ modelDirs: [modelDir], dataDir }), (e: unknown) => (e as { code?: string }).code === 'SERVER_DATA_DIR_IN_USE' && String(e).includes(String(process.pid)));
+    } finally {
+      await first.close();
+    }
+    const second = await labServer({ modelDirs: [modelDir], dataDir });
+    await second.close();
+  });
+
+  it('takes over the lock of a server that died without releasing it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'moe-lab-data-'));
+    // The pid of a process that has exited.
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = child.pid!;
+    await new Promise((r) => child.once('exit', r));
+    writeFileSync(join(dataDir, 'server.lock'), `${pid}\n`);
+    const server = await labServer({ modelDirs: [await smallModel()], dataDir });
+    assert.equal(readFileSync(join(dataDir, 'server.lock'), 'utf8').trim(), String(process.pid));
+    await server.close();
+    assert.ok(!existsSync(join(dataDir, 'server.lock')), 'released at close');
+  });
+
+  it('a run finishes while another process holds the database, and is stored in full once it lets go', async () => {
+    const server = await labServer({ modelDirs: [await smallModel()] });
+    const c = await TestClient.connect(server.url, { token: server.token });
+    const other = new Database(join(server.dataDir, 'runs.sqlite'));
+    try {
+      await c.hello();
+      const runId = await c.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 40, ignoreEos: true });
+      other.exec('BEGIN EXCLUSIVE'); // another process's write lock: every write of the server's is SQLITE_BUSY
+      const events = await c.untilDone(runId);
+      assert.equal(events.at(-1)!.t, 'done', 'the stream is not held up');
+      await new Promise((r) => setTimeout(r, 300)); // a few housekeeping ticks, each refused
+      assert.ok(server.log.lines.some((l) => l.includes('refused a write')), 'the refusal is logged');
+      other.exec('ROLLBACK');
+      const get = async () => (await (await fetch(`${server.url}/api/runs/${runId}`, { headers: { Authorization: `Bearer ${server.token}` } })).json()) as { run: { status: string }; events: RunEvent[] };
+      let stored = await get();
+      for (let i = 0; i < 50 && (stored.run.status !== 'done' || stored.events.length < events.length); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        stored = await get();
+      }
+      assert.equal(stored.run.status, 'done');
+      // The store keeps full detail; the stream was compact. Same events, in the same order.
+      const shape = (evs: RunEvent[]) => evs.map((e) => `${e.t}:${'index' in e ? e.index : ''}`);
+      assert.deepEqual(shape(stored.events), shape(events));
+    } finally {
+      other.close();
+      await c.close();
+      await server.close();
     }
   });
 });
