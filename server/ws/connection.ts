@@ -23,6 +23,8 @@ export const HIGH_WATER = 1 << 20;
 export const STALL_TIMEOUT_MS = 30_000;
 const FRAME_MS = 16;
 const MAX_EVENTS_PER_FRAME = 2048;
+/** A frame stops growing past this many bytes of events, so one frame cannot blow the buffer cap. */
+const MAX_FRAME_BYTES = 256 * 1024;
 
 interface Subscription {
   cursor: number;
@@ -78,7 +80,11 @@ export class Connection {
   }
 
   private send(msg: ServerMessage): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+    this.sendText(JSON.stringify(msg));
+  }
+
+  private sendText(text: string): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(text);
   }
 
   private error(id: string | null, runId: string | null, code: string, message: string): void {
@@ -201,11 +207,25 @@ export class Connection {
     this.stalledSince = 0;
     let more = false;
     for (const [runId, sub] of this.subs) {
+      // The buffer cap holds across subscriptions: stop once this flush has filled it.
+      if (this.ws.bufferedAmount > HIGH_WATER) {
+        more = true;
+        break;
+      }
       const r = this.runs.eventsFrom(runId, sub.cursor, MAX_EVENTS_PER_FRAME);
       if (!r) continue;
       if (r.events.length > 0) {
-        this.send({ type: 'run_events', runId, from: sub.cursor, events: r.events.map((e) => toWire(e, sub.detail)) });
-        sub.cursor += r.events.length;
+        const parts: string[] = [];
+        let bytes = 0;
+        for (const e of r.events) {
+          const json = JSON.stringify(toWire(e, sub.detail));
+          if (parts.length > 0 && bytes + json.length > MAX_FRAME_BYTES) break;
+          parts.push(json);
+          bytes += json.length;
+        }
+        // The frame is the run_events message of ServerMessage, assembled from the events already serialized.
+        this.sendText(`{"type":"run_events","runId":${JSON.stringify(runId)},"from":${sub.cursor},"events":[${parts.join(',')}]}`);
+        sub.cursor += parts.length;
       }
       if (sub.cursor < r.total) more = true;
       else if (r.status !== 'queued' && r.status !== 'running') {

@@ -16,6 +16,8 @@ import { NotebookStore } from '../../server/notebooks/store.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { WebSocket } from 'ws';
+import { HIGH_WATER } from '../../server/ws/connection.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memoryLogger } from '../../server/log.ts';
@@ -155,6 +157,39 @@ describe('streaming runs', () => {
       for (const x of [a!, b!]) await x.close();
       await fair.close();
     }
+  });
+
+  it('a client that stops reading gets at most about 1 MiB buffered, however many runs it subscribes to', async () => {
+    const maker = await TestClient.connect(server.url, { token: server.token });
+    await maker.hello();
+    const runIds: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const id = await maker.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 1000, seed: i, sampling: { temperature: 1 }, ignoreEos: true });
+      await maker.untilDone(id);
+      runIds.push(id);
+    }
+    await maker.close();
+    // Watch how much the server's sockets hold after each frame they send.
+    let peak = 0;
+    const proto = WebSocket.prototype as unknown as { send: (this: WebSocket, ...args: unknown[]) => void };
+    const send = proto.send;
+    proto.send = function (this: WebSocket, ...args: unknown[]) {
+      send.apply(this, args);
+      peak = Math.max(peak, this.bufferedAmount);
+    };
+    const reader = await TestClient.connect(server.url, { token: server.token });
+    try {
+      await reader.hello();
+      reader.ws.pause();
+      for (const runId of runIds) reader.send({ type: 'subscribe', runId, from: 0, detail: 'full' });
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      proto.send = send;
+      reader.ws.terminate();
+    }
+    // The cap, plus at most one frame that was being assembled when the cap was reached.
+    assert.ok(peak > HIGH_WATER / 2, `the stalled socket filled (${peak} bytes)`);
+    assert.ok(peak < HIGH_WATER + 300 * 1024, `peak ${(peak / 2 ** 20).toFixed(2)} MiB buffered`);
   });
 
   it('a client that never reads does not hold up another client beyond 250 ms between frames', async () => {
