@@ -9,6 +9,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
 
 /**
  * Cookies are not scoped by port, so each server names its session cookie after its port: two
@@ -45,7 +46,14 @@ export interface AccessPolicy {
 /** Hosts and origins a server on `host:port` answers to. */
 export function accessPolicy(host: string, port: number, extraOrigins: readonly string[] = [], token = newToken()): AccessPolicy {
   const names = new Set(['127.0.0.1', 'localhost', '[::1]']);
-  if (host !== '127.0.0.1' && host !== '::1' && host !== 'localhost') names.add(host.includes(':') ? `[${host}]` : host);
+  const bracket = (h: string) => (h.includes(':') ? `[${h}]` : h);
+  if (host !== '127.0.0.1' && host !== '::1' && host !== 'localhost') names.add(bracket(host));
+  // A wildcard address listens on every interface: clients name the machine by one of its own
+  // addresses or its host name, so those (and only those) are the hosts it answers to.
+  if (host === '0.0.0.0' || host === '::') {
+    names.add(hostname().toLowerCase());
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (!a.address.includes('%')) names.add(bracket(a.address.toLowerCase()));
+  }
   const allowedHosts = new Set([...names].map((n) => `${n}:${port}`));
   const allowedOrigins = new Set([...[...names].map((n) => `http://${n}:${port}`), ...extraOrigins]);
   return { token, session: newToken(), allowedHosts, allowedOrigins, cookieName: sessionCookieName(port) };

@@ -1,10 +1,12 @@
 /** The server is closed by default: host, origin, token, payload, rate and message checks over real sockets. */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { fixtureDir } from '../helpers/fixtures.ts';
 import { labServer, TestClient } from '../helpers/lab-server.ts';
+import { accessPolicy } from '../../server/security.ts';
 
 /** A raw HTTP request (no client-side URL normalisation), returning status, headers and body. */
 function raw(url: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
@@ -236,5 +238,22 @@ describe('heartbeat', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('the hosts a server answers to', () => {
+  it('on a wildcard address: loopback, this machine\'s addresses and host name, nothing else', () => {
+    const p = accessPolicy('0.0.0.0', 9000);
+    assert.ok(p.allowedHosts.has(`${hostname().toLowerCase()}:9000`));
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) if (a.family === 'IPv4') assert.ok(p.allowedHosts.has(`${a.address}:9000`), a.address);
+    }
+    assert.ok(p.allowedHosts.has('127.0.0.1:9000') && p.allowedHosts.has('[::1]:9000'));
+    assert.ok(!p.allowedHosts.has('evil.example:9000') && !p.allowedHosts.has(`${hostname().toLowerCase()}:9001`));
+    assert.ok(p.allowedOrigins.has(`http://${hostname().toLowerCase()}:9000`));
+  });
+
+  it('on loopback: loopback names only', () => {
+    assert.deepEqual([...accessPolicy('127.0.0.1', 9000).allowedHosts].sort(), ['127.0.0.1:9000', '[::1]:9000', 'localhost:9000']);
   });
 });
