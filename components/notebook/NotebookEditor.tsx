@@ -17,7 +17,7 @@ import { RunCache } from '../runs';
 import { CellView } from './cells';
 import { downloadHtml, downloadIpynb, loadNotebook, saveNotebook, type LoadedNotebook } from './persist';
 import {
-  changeKind, insertCell, newCell, patchCell, promptParams, removeCell, updateCell,
+  changeKind, endedRunOutput, insertCell, newCell, patchCell, promptParams, removeCell, updateCell,
   type Cell, type CellKind, type CellOutput, type NotebookModel,
 } from './model';
 
@@ -223,14 +223,15 @@ export default function NotebookEditor({ path }: { path: string }) {
       const c = client.current;
       try {
         if (!c) throw new Error('not connected to the server');
-        const params = promptParams(cell);
+        // A cell without a model of its own runs on the notebook's, else on the server's first, as lab.generate does.
+        const params = promptParams(cell, nbRef.current?.model?.id ?? c.models[0]?.id ?? null);
         let runId = '';
         const id = await c.generate(params, {
           onEvents: (evs) => {
             runs.append(runId, evs);
-            if (evs.some((e) => e.t === 'done' || e.t === 'error')) {
-              const last = evs[evs.length - 1]!;
-              setOutputs(cell.id, (o) => o.map((x) => (x.type === 'run' && x.runId === runId ? { ...x, status: last.t === 'done' ? 'done' : 'failed', text: last.t === 'done' ? last.text : null } : x)));
+            const end = evs.find((e) => e.t === 'done' || e.t === 'error');
+            if (end) {
+              setOutputs(cell.id, (o) => o.map((x) => (x.type === 'run' && x.runId === runId ? endedRunOutput(x, end) : x)));
               cellRuns.current.delete(cell.id);
               finish();
             }
@@ -430,6 +431,7 @@ export default function NotebookEditor({ path }: { path: string }) {
             editing={i === selected && editing}
             running={running.has(cell.id)}
             models={models}
+            notebookModel={nb.model?.id ?? models[0]?.id ?? null}
             runs={runs}
             onPatch={(patch) => change((cells) => patchCell(cells, cell.id, patch))}
             onRun={(how, source) => void runAndMove(i, how, source)}

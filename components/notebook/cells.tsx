@@ -9,7 +9,7 @@ import type { RunCache } from '../runs';
 import { useRun } from '../runs';
 import { renderMarkdown } from './format';
 import type { Cell, CellOutput, CellPatch, PromptSettings, VizKind, VizSettings } from './model';
-import { runIdOf } from './model';
+import { expertListError, runIdOf } from './model';
 import { RunView } from './run-view';
 
 // The code editor (and its large bundle) loads only when a code cell is on the page.
@@ -23,6 +23,8 @@ export interface CellProps {
   editing: boolean;
   running: boolean;
   models: ModelSummary[];
+  /** What prompt cells without a model of their own run on (the notebook's); absent outside a notebook. */
+  notebookModel?: string | null;
   runs: RunCache;
   /**
    * Edits of this cell's own fields, merged into the notebook as it is when they land (not into
@@ -118,20 +120,45 @@ function num(v: string): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-function PromptControls({ p, models, onChange }: { p: PromptSettings; models: ModelSummary[]; onChange(p: PromptSettings): void }) {
+/** The ban and force fields: the text as typed, marked (with the reason as its tooltip) when it does not parse. */
+function ExpertListField({ label, placeholder, width, value, onChange }: { label: string; placeholder: string; width: number; value: string; onChange(v: string): void }) {
+  const problem = expertListError(value);
+  return (
+    <label className="field">
+      {label}
+      <input
+        aria-label={label}
+        aria-invalid={problem !== null}
+        title={problem ?? undefined}
+        placeholder={placeholder}
+        // The colour of .error: the text is kept and saved as typed, but the cell will not run.
+        style={{ width, ...(problem !== null ? { borderColor: '#ff7b7b' } : {}) }}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+      />
+    </label>
+  );
+}
+
+/** `notebookModel`: the model a cell without its own runs on (undefined outside a notebook). */
+function PromptControls({ p, models, notebookModel, onChange }: { p: PromptSettings; models: ModelSummary[]; notebookModel?: string | null; onChange(p: PromptSettings): void }) {
   const set = <K extends keyof PromptSettings>(k: K, v: PromptSettings[K]) => onChange({ ...p, [k]: v });
+  // An empty field means the default (for max tokens, the server's), as an absent setting does in the file.
   const field = (label: string, k: 'maxNewTokens' | 'temperature' | 'topP' | 'seed' | 'expertsPerToken' | 'topKSampling', width = 64) => (
     <label className="field">
       {label}
-      <input style={{ width }} value={p[k] ?? ''} inputMode="decimal" aria-label={label} onChange={(e) => set(k, (k === 'maxNewTokens' ? num(e.target.value) ?? 48 : num(e.target.value)) as never)} />
+      <input style={{ width }} value={p[k] ?? ''} inputMode="decimal" aria-label={label} onChange={(e) => set(k, num(e.target.value))} />
     </label>
   );
+  const own = p.model;
   return (
     <div className="prompt-controls">
       <label className="field">
         model
-        <select aria-label="model" value={p.model} onChange={(e) => set('model', e.target.value)}>
-          {!models.some((m) => m.id === p.model) && <option value={p.model}>{p.model || '(choose)'}</option>}
+        {/* '' stands for null: the notebook's model. */}
+        <select aria-label="model" value={own ?? ''} onChange={(e) => set('model', e.target.value || null)}>
+          {(own === null || notebookModel !== undefined) && <option value="">{notebookModel === undefined ? '(choose)' : `notebook's model (${notebookModel ?? 'none set'})`}</option>}
+          {own !== null && !models.some((m) => m.id === own) && <option value={own}>{own}</option>}
           {models.map((m) => (
             <option key={m.id} value={m.id} title={modelTitle(m)}>
               {modelLabel(m)}
@@ -143,14 +170,8 @@ function PromptControls({ p, models, onChange }: { p: PromptSettings; models: Mo
       {field('temperature', 'temperature', 56)}
       {field('top-p', 'topP', 48)}
       {field('seed', 'seed', 56)}
-      <label className="field">
-        ban
-        <input aria-label="ban" placeholder="L:E, *:E" style={{ width: 96 }} value={p.ban} onChange={(e) => set('ban', e.target.value)} />
-      </label>
-      <label className="field">
-        force
-        <input aria-label="force" placeholder="L:E" style={{ width: 80 }} value={p.force} onChange={(e) => set('force', e.target.value)} />
-      </label>
+      <ExpertListField label="ban" placeholder="L:E, *:E" width={96} value={p.ban} onChange={(v) => set('ban', v)} />
+      <ExpertListField label="force" placeholder="L:E" width={80} value={p.force} onChange={(v) => set('force', v)} />
       {field('experts/token', 'expertsPerToken', 48)}
     </div>
   );
@@ -223,7 +244,7 @@ export function CellView(props: CellProps) {
     case 'prompt':
       body = (
         <>
-          <PromptControls p={cell.prompt!} models={props.models} onChange={(prompt) => props.onPatch({ prompt })} />
+          <PromptControls p={cell.prompt!} models={props.models} notebookModel={props.notebookModel} onChange={(prompt) => props.onPatch({ prompt })} />
           <TextEditor {...editorProps} label="prompt" placeholder="Prompt text" />
         </>
       );

@@ -3,13 +3,18 @@
  * editor-only state (stale marks). Pure functions over plain data; the file format lives in
  * ./format and is converted at load and save.
  */
+import type { RunEvent } from '../../server/protocol';
+import type { Output as FileOutput, JsonObject, RunSummary } from './format';
+import { newCellId as newFormatCellId } from './format/new';
 
 export type CellKind = 'markdown' | 'prompt' | 'code' | 'viz';
 export type VizKind = 'token-strip' | 'routing-grid' | 'heatmap' | 'latency' | 'coactivation' | 'compare';
 
 export interface PromptSettings {
-  readonly model: string;
-  readonly maxNewTokens: number;
+  /** null: the notebook's model, whichever that is when the cell runs. */
+  readonly model: string | null;
+  /** Absent: the server's default. 0 routes the prompt without generating. */
+  readonly maxNewTokens?: number;
   readonly temperature?: number;
   readonly topP?: number;
   readonly topKSampling?: number;
@@ -27,12 +32,36 @@ export interface VizSettings {
   readonly source: { readonly runId: string } | { readonly cellId: string } | null;
   /** A second source, for the A/B comparison. */
   readonly sourceB?: { readonly runId: string } | { readonly cellId: string } | null;
+  /** The view's own settings, kept as the file holds them (the editor does not set any yet). */
+  readonly options?: JsonObject;
 }
+
+/** A display or execute_result output as the file held it. */
+export type LoadedOutput = Extract<FileOutput, { output_type: 'display_data' | 'execute_result' }>;
 
 export type CellOutput =
   | { readonly type: 'stream'; readonly name: 'stdout' | 'stderr'; readonly text: string }
-  | { readonly type: 'run'; readonly runId: string; readonly modelId: string; readonly modelHash: string | null; readonly status: string; readonly text?: string | null }
-  | { readonly type: 'display'; readonly kind: string; readonly data: unknown }
+  | {
+      readonly type: 'run';
+      readonly runId: string;
+      readonly modelId: string;
+      readonly modelHash: string | null;
+      readonly status: string;
+      /** What the run reported when it ended (generated text, token counts, timings). */
+      readonly summary?: RunSummary;
+      /**
+       * The output as loaded. Saving writes it back with only the run bundle brought up to date,
+       * so its output type, execution count and other MIME entries survive.
+       */
+      readonly loaded?: LoadedOutput;
+    }
+  | {
+      readonly type: 'display';
+      readonly kind: string;
+      readonly data: unknown;
+      /** The output as loaded; written back verbatim, since display outputs are replaced, never edited. */
+      readonly loaded?: LoadedOutput;
+    }
   | { readonly type: 'error'; readonly ename: string; readonly evalue: string; readonly traceback: readonly string[] };
 
 export interface Cell {
@@ -52,15 +81,18 @@ export interface NotebookModel {
   readonly model: { readonly id: string; readonly hash: string | null } | null;
 }
 
-export function newCellId(): string {
-  return globalThis.crypto.randomUUID().replace(/-/g, '').slice(0, 16);
+/**
+ * The format's id maker, so cells added in the editor get ids like those of new files, and pages
+ * served over plain http from another machine (no `crypto.randomUUID` there) can still add cells.
+ */
+export const newCellId = newFormatCellId;
+
+/** `model` null or '': the notebook's model. */
+export function defaultPrompt(model: string | null): PromptSettings {
+  return { model: model || null, maxNewTokens: 48, ban: '', force: '' };
 }
 
-export function defaultPrompt(model: string): PromptSettings {
-  return { model, maxNewTokens: 48, ban: '', force: '' };
-}
-
-export function newCell(kind: CellKind, model = ''): Cell {
+export function newCell(kind: CellKind, model: string | null = null): Cell {
   const base = { id: newCellId(), source: '', outputs: [], executionCount: null };
   switch (kind) {
     case 'prompt':
@@ -73,7 +105,7 @@ export function newCell(kind: CellKind, model = ''): Cell {
 }
 
 /** Jupyter's M / Y: change a cell's kind, keeping its source; outputs do not carry over. */
-export function changeKind(cell: Cell, kind: CellKind, model = ''): Cell {
+export function changeKind(cell: Cell, kind: CellKind, model: string | null = null): Cell {
   if (cell.kind === kind) return cell;
   const fresh = newCell(kind, model);
   return { ...fresh, id: cell.id, source: cell.source };
@@ -116,10 +148,36 @@ export function markDownstreamStale(cells: readonly Cell[], index: number): Cell
   return cells.map((c, i) => (i > index && (c.outputs.length > 0 || c.executionCount !== null) ? { ...c, stale: true } : c));
 }
 
+type RunOutput = Extract<CellOutput, { type: 'run' }>;
+
+/**
+ * A run output once its run has ended, from the run's last event: the server's status for it
+ * (a cancelled run is 'cancelled', as the server records it) and the done event's summary.
+ */
+export function endedRunOutput(output: RunOutput, last: RunEvent): RunOutput {
+  if (last.t !== 'done') {
+    const { summary: _, ...rest } = output;
+    return { ...rest, status: 'failed' };
+  }
+  const { reason, text, promptTokens, generatedTokens, ttftMs, totalMs, prefillTokensPerSecond, decodeTokensPerSecond } = last;
+  const summary: RunSummary = { text, reason, promptTokens, generatedTokens, ttftMs, totalMs, prefillTokensPerSecond, decodeTokensPerSecond };
+  return { ...output, status: reason === 'cancelled' ? 'cancelled' : 'done', summary };
+}
+
 /** The run id a cell's output holds, if any. */
 export function runIdOf(cell: Cell | undefined): string | null {
   const out = cell?.outputs.find((o) => o.type === 'run');
   return out && out.type === 'run' ? out.runId : null;
+}
+
+/** Why `spec` is not a valid expert list, or null when it is. */
+export function expertListError(spec: string): string | null {
+  try {
+    parseExpertList(spec);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
 }
 
 /** Parses "3:5, *:0" into expert references; throws a readable message on bad input. */
@@ -149,9 +207,14 @@ function checkNumber(label: string, v: number | undefined, range: { int?: boolea
   throw new Error(`${label} must be ${kind} ${span}, got ${v}`);
 }
 
-/** The generate parameters of a prompt cell; throws a readable message on a bad field. */
-export function promptParams(cell: Cell): Record<string, unknown> {
-  const p = cell.prompt ?? defaultPrompt('');
+/**
+ * The generate parameters of a prompt cell; throws a readable message on a bad field.
+ * `notebookModel` is what a cell without a model of its own runs on.
+ */
+export function promptParams(cell: Cell, notebookModel: string | null = null): Record<string, unknown> {
+  const p = cell.prompt ?? defaultPrompt(null);
+  const model = p.model || notebookModel;
+  if (!model) throw new Error("choose a model: this cell uses the notebook's model, and the notebook has none");
   checkNumber('max tokens', p.maxNewTokens, { int: true, min: 0 });
   checkNumber('temperature', p.temperature, { min: 0, max: 100 });
   checkNumber('top-p', p.topP, { min: 0, max: 1, minExclusive: true });
@@ -171,9 +234,9 @@ export function promptParams(cell: Cell): Record<string, unknown> {
     ...(p.expertsPerToken !== undefined ? { topK: p.expertsPerToken } : {}),
   };
   return {
-    model: p.model,
+    model,
     prompt: cell.source,
-    maxNewTokens: p.maxNewTokens,
+    ...(p.maxNewTokens !== undefined ? { maxNewTokens: p.maxNewTokens } : {}),
     ...(p.seed !== undefined ? { seed: p.seed } : {}),
     ...(Object.keys(sampling).length ? { sampling } : {}),
     ...(Object.keys(interventions).length ? { interventions } : {}),

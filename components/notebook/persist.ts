@@ -8,7 +8,7 @@ import {
   exportHtml, MIME, newCodeCell, newNotebook, parseNotebook, serializeIpynb, serializeNotebook,
   type Cell as FileCell, type ExpertRef, type HtmlRunData, type Notebook, type Output,
 } from './format';
-import type { Cell, CellOutput, NotebookModel, PromptSettings, VizSettings } from './model';
+import { parseExpertList, type Cell, type CellOutput, type NotebookModel, type PromptSettings, type VizSettings } from './model';
 
 export const APP_VERSION = '0.1.0';
 
@@ -79,17 +79,24 @@ export async function saveNotebook(loaded: LoadedNotebook, model: NotebookModel)
 }
 
 // ---- conversion ---------------------------------------------------------------------------
+//
+// Load → save must give back the file it was given: every setting the editor does not show (a
+// view's options, a run's full summary, an output's type and MIME entries) rides along in the
+// model, and absent or null settings stay absent or null.
 
 const refsToText = (refs: readonly ExpertRef[] | undefined) => (refs ?? []).map((r) => `${r.layer === 'all' ? '*' : r.layer}:${r.expert}`).join(', ');
-const textToRefs = (text: string): ExpertRef[] =>
-  text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => /^(\*|\d+)\s*:\s*\d+$/.test(s))
-    .map((s) => {
-      const [l, e] = s.split(':').map((x) => x.trim());
-      return { layer: l === '*' ? 'all' : Number(l), expert: Number(e) };
-    });
+
+/**
+ * A ban or force field for the file: its expert list, or, when the text does not parse, the text
+ * itself, so nothing typed is lost (the cell says what is wrong and will not run until fixed).
+ */
+function expertField(text: string): { refs: ExpertRef[] } | { unparsed: string } {
+  try {
+    return { refs: parseExpertList(text) };
+  } catch {
+    return { unparsed: text };
+  }
+}
 
 function outputFromFile(o: Output): CellOutput {
   switch (o.output_type) {
@@ -100,10 +107,10 @@ function outputFromFile(o: Output): CellOutput {
     case 'execute_result':
     case 'display_data': {
       const run = o.data[MIME.RUN];
-      if (run) return { type: 'run', runId: run.runId, modelId: run.modelId, modelHash: run.modelHash, status: run.status, text: run.summary?.text ?? null };
+      if (run) return { type: 'run', runId: run.runId, modelId: run.modelId, modelHash: run.modelHash, status: run.status, ...(run.summary ? { summary: run.summary } : {}), loaded: o };
       const viz = o.data[MIME.VIZ];
-      if (viz) return { type: 'display', kind: viz.kind, data: viz.data };
-      return { type: 'display', kind: 'json', data: o.data[MIME.JSON] ?? o.data[MIME.TEXT] ?? null };
+      if (viz) return { type: 'display', kind: viz.kind, data: viz.data, loaded: o };
+      return { type: 'display', kind: 'json', data: o.data[MIME.JSON] ?? o.data[MIME.TEXT] ?? null, loaded: o };
     }
     default: {
       const never: never = o;
@@ -122,13 +129,13 @@ function outputToFile(o: CellOutput): Output {
       return { output_type: 'error', ename: o.ename, evalue: o.evalue, traceback: [...o.traceback] };
     case 'run': {
       const status = (RUN_STATUS as readonly string[]).includes(o.status) ? (o.status as (typeof RUN_STATUS)[number]) : 'interrupted';
-      return {
-        output_type: 'display_data',
-        metadata: {},
-        data: { [MIME.RUN]: { runId: o.runId, modelId: o.modelId, modelHash: o.modelHash, status, ...(o.text != null ? { summary: { text: o.text } } : {}) }, [MIME.TEXT]: o.text ?? '' },
-      };
+      const bundle = { runId: o.runId, modelId: o.modelId, modelHash: o.modelHash, status, ...(o.summary ? { summary: o.summary } : {}) };
+      // A new run stores no text/plain: the exports derive it from the bundle (the generated text,
+      // or "[run …: failed]" when there is none), which an empty string here would hide.
+      return o.loaded ? { ...o.loaded, data: { ...o.loaded.data, [MIME.RUN]: bundle } } : { output_type: 'display_data', metadata: {}, data: { [MIME.RUN]: bundle } };
     }
     case 'display': {
+      if (o.loaded) return o.loaded;
       const data = JSON.parse(JSON.stringify(o.data ?? null)) as never;
       const views = ['token-strip', 'routing-grid', 'heatmap', 'latency', 'coactivation', 'compare'];
       return views.includes(o.kind)
@@ -143,7 +150,6 @@ function outputToFile(o: CellOutput): Output {
 }
 
 export function fromFile(nb: Notebook): NotebookModel {
-  const defaultModel = nb.metadata.moelab.model?.id ?? '';
   const cells = nb.cells.map((c): Cell => {
     const m = c.metadata.moelab;
     if (c.cell_type === 'markdown') return { id: c.id, kind: 'markdown', source: c.source, outputs: [], executionCount: null };
@@ -154,20 +160,20 @@ export function fromFile(nb: Notebook): NotebookModel {
       case 'prompt': {
         const s = m.sampling;
         const prompt: PromptSettings = {
-          model: m.model ?? defaultModel,
-          maxNewTokens: s.maxNewTokens ?? 48,
+          model: m.model,
+          ...(s.maxNewTokens !== undefined ? { maxNewTokens: s.maxNewTokens } : {}),
           ...(s.temperature !== undefined ? { temperature: s.temperature } : {}),
           ...(s.topP !== undefined ? { topP: s.topP } : {}),
           ...(s.topK !== undefined ? { topKSampling: s.topK } : {}),
           ...(s.seed !== undefined ? { seed: s.seed } : {}),
-          ban: refsToText(m.interventions.ban),
-          force: refsToText(m.interventions.force),
+          ban: m.unparsed?.ban ?? refsToText(m.interventions.ban),
+          force: m.unparsed?.force ?? refsToText(m.interventions.force),
           ...(m.interventions.topK !== undefined ? { expertsPerToken: m.interventions.topK } : {}),
         };
         return { ...base, kind: 'prompt', prompt };
       }
       case 'viz': {
-        const viz: VizSettings = { view: m.view, source: m.source, ...(m.sourceB !== undefined ? { sourceB: m.sourceB } : {}) };
+        const viz: VizSettings = { view: m.view, source: m.source, ...(m.sourceB !== undefined ? { sourceB: m.sourceB } : {}), options: m.options };
         return { ...base, kind: 'viz', viz };
       }
       default:
@@ -187,8 +193,9 @@ export function toFile(base: Notebook, model: NotebookModel): Notebook {
         return { id: c.id, cell_type: 'code', source: c.source, metadata: { moelab: { kind: 'code' } }, execution_count: c.executionCount, outputs };
       case 'prompt': {
         const p = c.prompt!;
-        const ban = textToRefs(p.ban);
-        const force = textToRefs(p.force);
+        const ban = expertField(p.ban);
+        const force = expertField(p.force);
+        const unparsed = { ...('unparsed' in ban ? { ban: ban.unparsed } : {}), ...('unparsed' in force ? { force: force.unparsed } : {}) };
         return {
           id: c.id,
           cell_type: 'code',
@@ -200,17 +207,18 @@ export function toFile(base: Notebook, model: NotebookModel): Notebook {
               kind: 'prompt',
               model: p.model || null,
               sampling: {
-                maxNewTokens: p.maxNewTokens,
+                ...(p.maxNewTokens !== undefined ? { maxNewTokens: p.maxNewTokens } : {}),
                 ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
                 ...(p.topP !== undefined ? { topP: p.topP } : {}),
                 ...(p.topKSampling !== undefined ? { topK: p.topKSampling } : {}),
                 ...(p.seed !== undefined ? { seed: p.seed } : {}),
               },
               interventions: {
-                ...(ban.length ? { ban } : {}),
-                ...(force.length ? { force } : {}),
+                ...('refs' in ban && ban.refs.length ? { ban: ban.refs } : {}),
+                ...('refs' in force && force.refs.length ? { force: force.refs } : {}),
                 ...(p.expertsPerToken !== undefined ? { topK: p.expertsPerToken } : {}),
               },
+              ...(Object.keys(unparsed).length ? { unparsed } : {}),
             },
           },
         };
@@ -223,7 +231,7 @@ export function toFile(base: Notebook, model: NotebookModel): Notebook {
           source: c.source,
           execution_count: c.executionCount,
           outputs,
-          metadata: { moelab: { kind: 'viz', view: v.view, source: v.source, ...(v.sourceB !== undefined ? { sourceB: v.sourceB } : {}), options: {} } },
+          metadata: { moelab: { kind: 'viz', view: v.view, source: v.source, ...(v.sourceB !== undefined ? { sourceB: v.sourceB } : {}), options: v.options ?? {} } },
         };
       }
       default: {

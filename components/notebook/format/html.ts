@@ -112,7 +112,9 @@ function runOutput(run: RunBundle, bundleText: string | undefined, options: Html
   const data = ownEntry(options.runs, run.runId);
   const head = `<div class="meta">run <code>${escapeHtml(run.runId)}</code> · ${escapeHtml(run.status)} · model <code>${escapeHtml(run.modelId)}</code></div>`;
   if (data !== undefined) return head + tokenStrip(data, options.colorLayer ?? 0);
-  const text = typeof run.summary?.text === 'string' ? run.summary.text : (bundleText ?? runText(run));
+  // An empty text/plain says nothing about a run (older saves wrote one for failed runs); the
+  // status line does.
+  const text = typeof run.summary?.text === 'string' ? run.summary.text : bundleText !== undefined && bundleText !== '' ? bundleText : runText(run);
   return head + pre(text) + summaryLine(run.summary);
 }
 
@@ -166,6 +168,11 @@ function promptParams(cell: PromptCell, nb: Notebook): string {
   const refs = (label: string, list: PromptCell['metadata']['moelab']['interventions']['ban']) =>
     list && list.length > 0 ? [`${label} ${list.map((r) => `${r.layer === 'all' ? '*' : r.layer}:${r.expert}`).join(', ')}`] : [];
   items.push(...refs('ban', meta.interventions.ban), ...refs('force', meta.interventions.force));
+  // Text that is not a valid expert list is shown as typed, flagged, since the cell cannot run with it.
+  for (const key of ['ban', 'force'] as const) {
+    const typed = meta.unparsed?.[key];
+    if (typed !== undefined) items.push(`${key} (not a valid expert list) ${typed}`);
+  }
   if (meta.interventions.topK !== undefined) items.push(`experts per token ${meta.interventions.topK}`);
   return `<ul class="params meta">${items.map((i) => `<li>${escapeHtml(i)}</li>`).join('')}</ul>`;
 }

@@ -87,6 +87,22 @@ function interruptsParagraph(line: string): boolean {
   return marker !== null && marker.first.trim() !== '' && (!marker.ordered || marker.start === 1);
 }
 
+const isSpaceOrTab = (ch: string | undefined) => ch === ' ' || ch === '\t';
+
+/**
+ * An ATX heading's content without its optional closing run of '#' (which must follow a space or
+ * tab, or be the whole content). A scan from the end, not a regex: `[ \t]+#+[ \t]*$` retried at
+ * every position of a long run of spaces is quadratic.
+ */
+function withoutClosingHashes(content: string): string {
+  let end = content.length;
+  while (end > 0 && isSpaceOrTab(content[end - 1])) end--;
+  let hashes = end;
+  while (hashes > 0 && content[hashes - 1] === '#') hashes--;
+  if (hashes === end) return content;
+  return hashes === 0 || isSpaceOrTab(content[hashes - 1]) ? content.slice(0, hashes) : content;
+}
+
 function stripIndent(line: string, n: number): string {
   return line.slice(Math.min(n, indentOf(line)));
 }
@@ -130,7 +146,7 @@ function parseBlocks(lines: string[], depth: number): Block[] {
 
     const atx = ATX.exec(line);
     if (atx) {
-      const text = atx[2].replace(/(?:^|[ \t]+)#+[ \t]*$/, '').trim();
+      const text = withoutClosingHashes(atx[2]).trim();
       blocks.push({ type: 'heading', level: atx[1].length, text });
       i++;
       continue;
@@ -425,11 +441,23 @@ function renderInline(src: string, allowLinks: boolean): string {
       }
       continue;
     }
+    if (c === ' ') {
+      // Spaces are taken a run at a time, so those ending a line are known on the spot: two or
+      // more make a hard break, fewer are dropped. (Trimming them off the text at each newline
+      // rescanned the whole paragraph each time: quadratic.)
+      const n = runLength(src, i, ' ');
+      if (src[i + n] === '\n') {
+        if (n >= 2) emit('<br>\n');
+        else text += '\n';
+        i += n + 1;
+      } else {
+        text += ' '.repeat(n);
+        i += n;
+      }
+      continue;
+    }
     if (c === '\n') {
-      const spaces = / +$/.exec(text)?.[0].length ?? 0;
-      text = text.slice(0, text.length - spaces);
-      if (spaces >= 2) emit('<br>\n');
-      else text += '\n';
+      text += '\n';
       i++;
       continue;
     }

@@ -50,7 +50,8 @@ export const samplingSchema = z
     topK: z.number().int().min(0).optional(),
     topP: z.number().gt(0).max(1).optional(),
     seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
-    maxNewTokens: z.number().int().min(1).optional(),
+    /** 0 routes the prompt without generating (the protocol allows it, so the file must too). */
+    maxNewTokens: z.number().int().min(0).optional(),
   })
   .strict();
 export type Sampling = z.infer<typeof samplingSchema>;
@@ -72,6 +73,11 @@ export const interventionsSchema = z
   })
   .strict();
 export type Interventions = z.infer<typeof interventionsSchema>;
+
+export const unparsedInterventionsSchema = z
+  .object({ ban: z.string().optional(), force: z.string().optional() })
+  .strict();
+export type UnparsedInterventions = z.infer<typeof unparsedInterventionsSchema>;
 
 // ---- outputs -------------------------------------------------------------------------------
 
@@ -184,6 +190,12 @@ export const promptCellSchema = codeLikeCell({
   model: z.string().min(1).nullable(),
   sampling: samplingSchema,
   interventions: interventionsSchema,
+  /**
+   * Ban or force text as typed when it is not a valid expert list, kept so a save loses nothing
+   * the user wrote. `interventions` then has no list for that field, and the cell cannot run
+   * until the text is fixed.
+   */
+  unparsed: unparsedInterventionsSchema.optional(),
 });
 
 export const vizSourceSchema = z.union([z.object({ runId: z.string().min(1).max(128) }).strict(), z.object({ cellId }).strict()]);

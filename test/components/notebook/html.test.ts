@@ -124,6 +124,16 @@ describe('HTML export', () => {
     assert.doesNotThrow(() => exportHtml(nb, { runs: {} }));
   });
 
+  it('shows the status line for a run saved with an empty text/plain and no summary text', () => {
+    const nb = fullNotebook();
+    const cell = nb.cells[3]!;
+    if (cell.cell_type !== 'code') return assert.fail('expected the failed prompt cell');
+    const out = cell.outputs[0]!;
+    if (out.output_type !== 'display_data') return assert.fail('expected display_data');
+    out.data['text/plain'] = '';
+    assert.match(exportHtml(nb), /run <code>run_02<\/code> · failed · model <code>moe-lab-tiny<\/code><\/div><pre>\[run run_02: failed\]<\/pre>/);
+  });
+
   it('refuses forged expert ids as style values', () => {
     const forged = { run_01: { tokens: [{ text: 'x', top1Expert: ['1);background:url(https://evil.example)' as unknown as number] }] } };
     const html = exportHtml(fullNotebook(), { runs: forged });

@@ -141,6 +141,22 @@ describe('markdown safety', () => {
     }
   });
 
+  // Inputs that took the previous renderer minutes (trailing spaces were trimmed by a regex over
+  // the whole paragraph at every newline, and a heading's closing '#'s by a regex retried at every
+  // space). They check the output only: a quadratic renderer shows up as this test hanging.
+  it('renders long runs of spaces, a space-filled heading and a 400 KB paragraph exactly', () => {
+    const spaced = 'a' + ' '.repeat(1000) + 'b';
+    assert.equal(renderMarkdown(`${spaced}\n`.repeat(800)), `<p>${`${spaced}\n`.repeat(799)}${spaced}</p>`);
+    const wide = ' '.repeat(400_000);
+    assert.equal(renderMarkdown(`# a${wide}b #`), `<h1>a${wide}b</h1>`);
+    assert.equal(renderMarkdown(`# a${wide}b#`), `<h1>a${wide}b#</h1>`);
+    const words = 'word word word word word word word word';
+    const paragraph = `${words}\n`.repeat(10_000);
+    assert.equal(paragraph.length, 400_000);
+    assert.equal(renderMarkdown(paragraph), `<p>${paragraph.trimEnd()}</p>`);
+    assert.equal(renderMarkdown(`${words}  \n`.repeat(10_000)), `<p>${`${words}<br>\n`.repeat(9_999)}${words}</p>`);
+  });
+
   it('stays fast on pathological input', () => {
     const inputs = ['*a '.repeat(20_000), '[' .repeat(20_000), '`'.repeat(5000) + ' x ' + '``'.repeat(5000), '> '.repeat(5000) + 'x', '- '.repeat(5000) + 'x', '_a_'.repeat(20_000), '**'.repeat(20_000), '[a]('.repeat(20_000)];
     for (const src of inputs) {

@@ -35,6 +35,20 @@ describe('prompt cell parameters', () => {
     for (const [settings, message] of cases) assert.throws(() => promptParams(cell(settings)), { message }, JSON.stringify(settings));
   });
 
+  it("runs a cell without a model of its own on the notebook's model", () => {
+    assert.equal(promptParams(cell({ model: null }), 'notebook-model').model, 'notebook-model');
+    assert.equal(promptParams(cell({ model: 'own' }), 'notebook-model').model, 'own');
+  });
+
+  it('says to choose a model when neither the cell nor the notebook has one', () => {
+    assert.throws(() => promptParams(cell({ model: null })), { message: "choose a model: this cell uses the notebook's model, and the notebook has none" });
+  });
+
+  it('leaves max tokens to the server when the cell sets none, and sends 0 when it is 0', () => {
+    assert.equal('maxNewTokens' in promptParams(cell({ maxNewTokens: undefined })), false);
+    assert.equal(promptParams(cell({ maxNewTokens: 0 })).maxNewTokens, 0);
+  });
+
   it('accepts the ends of each range', () => {
     assert.doesNotThrow(() => promptParams(cell({ temperature: 0, topP: 1, seed: 2 ** 32 - 1, expertsPerToken: 1, maxNewTokens: 0 })));
   });

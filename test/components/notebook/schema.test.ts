@@ -8,6 +8,7 @@ import {
   RUN_STATUSES,
   isCellKind,
   parseNotebook,
+  serializeNotebook,
   type RunStatus as FormatRunStatus,
 } from '../../../components/notebook/format/index.ts';
 import type { RunStatus as ServerRunStatus } from '../../../server/protocol.ts';
@@ -77,6 +78,21 @@ describe('notebook schema', () => {
     assert.deepEqual(notebook, fullNotebook());
   });
 
+  it('accepts max new tokens 0 (route the prompt, generate nothing), as the server does', () => {
+    const { notebook } = parseNotebook(docText((d) => (d.cells[1].metadata.moelab.sampling.maxNewTokens = 0)));
+    const cell = notebook.cells[1]!;
+    assert.ok(isCellKind(cell, 'prompt'));
+    assert.equal(cell.metadata.moelab.sampling.maxNewTokens, 0);
+    assert.equal(serializeNotebook(notebook), serializeNotebook(parseNotebook(serializeNotebook(notebook)).notebook));
+  });
+
+  it('accepts ban and force text kept as typed when it is not an expert list', () => {
+    const { notebook } = parseNotebook(docText((d) => (d.cells[2].metadata.moelab.unparsed = { ban: '3:5, 4;6', force: 'x' })));
+    const cell = notebook.cells[2]!;
+    assert.ok(isCellKind(cell, 'prompt'));
+    assert.deepEqual(cell.metadata.moelab.unparsed, { ban: '3:5, 4;6', force: 'x' });
+  });
+
   it('refuses text that is not JSON with NOTEBOOK_FORMAT_INVALID_JSON', () => {
     rejects('{"nbformat": 4,', NotebookFormatErrorCode.INVALID_JSON);
     rejects('', NotebookFormatErrorCode.INVALID_JSON);
@@ -96,6 +112,9 @@ describe('notebook schema', () => {
     ['a negative temperature', (d) => (d.cells[1].metadata.moelab.sampling.temperature = -1), /temperature/],
     ['topP of 0', (d) => (d.cells[1].metadata.moelab.sampling.topP = 0), /topP/],
     ['a fractional seed', (d) => (d.cells[1].metadata.moelab.sampling.seed = 1.5), /seed/],
+    ['negative max new tokens', (d) => (d.cells[1].metadata.moelab.sampling.maxNewTokens = -1), /maxNewTokens/],
+    ['unparsed ban text that is not a string', (d) => (d.cells[1].metadata.moelab.unparsed = { ban: [{ layer: 1, expert: 2 }] }), /unparsed\.ban/],
+    ['an unknown unparsed field', (d) => (d.cells[1].metadata.moelab.unparsed = { topK: 'x' }), /unparsed/],
     ['an unknown sampling field', (d) => (d.cells[1].metadata.moelab.sampling.beam = 4), /sampling/],
     ['a ban on layer "first"', (d) => (d.cells[1].metadata.moelab.interventions.ban[0].layer = 'first'), /layer/],
     ['a top-k override of 0', (d) => (d.cells[1].metadata.moelab.interventions.topK = 0), /topK/],
