@@ -17,6 +17,7 @@ import { readParquetDocument, writeParquet } from './formats/parquet.ts';
 import { runDoc, type RunDoc } from './meta.ts';
 import { tracesFromRows } from './rows.ts';
 import type { Json, JsonObject, RunTrace } from './trace.ts';
+import { processAlive } from '../process-alive.ts';
 
 /** What must match for a resumed trace to continue an earlier one. */
 export interface RunConfig {
@@ -28,14 +29,6 @@ function partName(runId: string): string {
   return `${createHash('sha256').update(runId).digest('hex').slice(0, 24)}.parquet`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function canonical(v: Json | undefined): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
@@ -90,7 +83,7 @@ export class TraceOutput {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         const pid = Number(readFileSync(this.lockPath, 'utf8').trim());
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
           throw new AnalysisError(AnalysisErrorCode.BAD_INPUT, `another trace (pid ${pid}) is writing ${this.path}`);
         }
         // Left by a writer that was killed: take it over.

@@ -5,6 +5,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '../../engine/process-alive.ts';
 
 export const DATA_DIR_IN_USE = 'SERVER_DATA_DIR_IN_USE';
 
@@ -15,15 +16,6 @@ export class DataDirInUseError extends Error {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: the process exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export interface DataDirLock {
   release(): void;
@@ -45,7 +37,7 @@ export function lockDataDir(dir: string): DataDirLock {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new DataDirInUseError(dir, pid);
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) throw new DataDirInUseError(dir, pid);
       rmSync(file, { force: true }); // stale: its server is gone
     }
   }
