@@ -16,11 +16,13 @@ export class LabClient {
   private ws: WebSocket | null = null;
   private nextId = 1;
   private pending = new Map<string, (m: ServerMessage) => void>();
-  private runs = new Map<string, { next: number; handlers: RunHandlers; done: boolean }>();
+  private runs = new Map<string, { next: number; handlers: RunHandlers; done: boolean; askedFrom?: number }>();
   models: ModelSummary[] = [];
   private retries = 0;
   private closing = false;
   onStatus: (s: 'connecting' | 'open' | 'closed') => void = () => {};
+  /** Called with the server's models on every greeting, the first one after a failed attempt included. */
+  onModels: (models: ModelSummary[]) => void = () => {};
 
   constructor(private readonly url: string) {}
 
@@ -36,6 +38,7 @@ export class LabClient {
           this.models = m.models;
           this.retries = 0;
           this.onStatus('open');
+          this.onModels(m.models);
           // Resume every unfinished run from the first event we have not seen.
           for (const [runId, r] of this.runs) if (!r.done) ws.send(JSON.stringify({ type: 'subscribe', runId, from: r.next, detail: 'full' }));
           resolve();
@@ -46,6 +49,10 @@ export class LabClient {
       ws.onclose = () => {
         this.onStatus('closed');
         reject(new Error('connection closed'));
+        // A request sent on this socket gets no answer now; its caller must not wait forever. (A
+        // generate the server accepted still runs there; the run store has it.)
+        for (const answer of this.pending.values()) answer({ type: 'error', id: null, runId: null, code: 'CLIENT_DISCONNECTED', message: 'the connection closed before the server answered' });
+        this.pending.clear();
         // Reconnect with backoff; unfinished runs resume where they stopped (see the hello handler).
         if (!this.closing) setTimeout(() => void this.connect().catch(() => {}), Math.min(5000, 250 * 2 ** this.retries++));
       };
@@ -55,10 +62,20 @@ export class LabClient {
   private dispatch(m: ServerMessage): void {
     if (m.type === 'run_events') {
       const r = this.runs.get(m.runId);
-      if (!r || m.from !== r.next) return;
-      r.next += m.events.length;
-      if (m.events.some((e) => e.t === 'done' || e.t === 'error')) r.done = true;
-      r.handlers.onEvents(m.events, m.from);
+      if (!r || r.done) return;
+      if (m.from > r.next) {
+        // A gap (events we never got): ask again from the first missing one, once per position.
+        if (r.askedFrom !== r.next) this.ws?.send(JSON.stringify({ type: 'subscribe', runId: m.runId, from: r.next, detail: 'full' }));
+        r.askedFrom = r.next;
+        return;
+      }
+      // Frames can overlap what we have (two subscriptions to one run, say): keep only the new part.
+      const events = m.events.slice(r.next - m.from);
+      if (events.length === 0) return;
+      const from = r.next;
+      r.next += events.length;
+      if (events.some((e) => e.t === 'done' || e.t === 'error')) r.done = true;
+      r.handlers.onEvents(events, from);
       return;
     }
     if (m.type === 'error' && m.runId) this.runs.get(m.runId)?.handlers.onError?.(m.code, m.message);

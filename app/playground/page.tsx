@@ -22,13 +22,12 @@ export default function Playground() {
     const c = new LabClient(engineSocketUrl(window.location));
     client.current = c;
     c.onStatus = setStatus;
-    void c
-      .connect()
-      .then(() => {
-        setModels(c.models);
-        setCell((cur) => (cur.prompt && !cur.prompt.model ? { ...cur, prompt: { ...cur.prompt, model: c.models[0]?.id ?? '' } } : cur));
-      })
-      .catch(() => {});
+    // Every greeting, so a server that was not up at the first attempt still fills the list.
+    c.onModels = (models) => {
+      setModels(models);
+      setCell((cur) => (cur.prompt && !cur.prompt.model ? { ...cur, prompt: { ...cur.prompt, model: models[0]?.id ?? '' } } : cur));
+    };
+    void c.connect().catch(() => {});
     return () => c.close();
   }, []);
 

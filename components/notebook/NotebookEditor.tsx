@@ -90,7 +90,9 @@ export default function NotebookEditor({ path }: { path: string }) {
     const c = new LabClient(engineSocketUrl(window.location));
     client.current = c;
     c.onStatus = setConnection;
-    void c.connect().then(() => setModels(c.models)).catch(() => {});
+    // Every greeting, so a server that was not up at the first attempt still fills the list.
+    c.onModels = setModels;
+    void c.connect().catch(() => {});
     return () => {
       cancelled = true;
       c.close();

@@ -1,0 +1,110 @@
+/**
+ * The browser's protocol client against a real server over a real socket (the `ws` package stands
+ * in for the browser's WebSocket, with the bearer token a browser would carry as its cookie).
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { LabClient } from '../../components/lab-client.ts';
+import type { ModelSummary, RunEvent } from '../../server/protocol.ts';
+import { labServer, smallModel } from '../helpers/lab-server.ts';
+
+const MODEL = 'tiny-random';
+let token = '';
+class BrowserLikeSocket extends WebSocket {
+  constructor(url: string) {
+    super(url, { headers: { Authorization: `Bearer ${token}` } });
+    // A browser reports a failed connection as a close; ws also emits 'error', which must not throw.
+    this.on('error', () => {});
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const until = async (cond: () => boolean, ms = 20_000) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('the browser protocol client', () => {
+  let modelDir: string;
+  before(async () => {
+    modelDir = await smallModel();
+    (globalThis as { WebSocket?: unknown }).WebSocket = BrowserLikeSocket;
+  });
+  after(() => {
+    delete (globalThis as { WebSocket?: unknown }).WebSocket;
+  });
+
+  it('fills the model list once the server comes up, though the first attempt failed', async () => {
+    const port = await freePort();
+    const c = new LabClient(`ws://127.0.0.1:${port}/ws`);
+    const lists: ModelSummary[][] = [];
+    c.onModels = (m) => lists.push(m);
+    await assert.rejects(c.connect(), /connection closed/);
+    const server = await labServer({ modelDirs: [modelDir], port });
+    token = server.token;
+    try {
+      await until(() => lists.length > 0);
+      assert.deepEqual(lists[0]!.map((m) => m.id), [MODEL]);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('a request whose socket closes before the answer fails instead of waiting forever', async () => {
+    const server = await labServer({ modelDirs: [modelDir] });
+    token = server.token;
+    const c = new LabClient(`${server.url.replace('http', 'ws')}/ws`);
+    try {
+      await c.connect();
+      const pending = c.generate({ model: MODEL, promptIds: [1, 2, 3], maxNewTokens: 2 }, { onEvents: () => {} });
+      (c as unknown as { ws: WebSocket }).ws.terminate(); // the connection drops before `accepted` arrives
+      await assert.rejects(pending, /CLIENT_DISCONNECTED/);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('a run streamed twice over one connection (overlapping frames) still arrives whole, once', async () => {
+    const server = await labServer({ modelDirs: [modelDir] });
+    token = server.token;
+    const c = new LabClient(`${server.url.replace('http', 'ws')}/ws`);
+    try {
+      await c.connect();
+      const got: RunEvent[] = [];
+      let contiguous = true;
+      const runId = await c.generate({ model: MODEL, promptIds: [1, 2, 3], maxNewTokens: 300, ignoreEos: true }, {
+        onEvents: (evs, from) => {
+          if (from !== got.length) contiguous = false;
+          got.push(...evs);
+        },
+      });
+      await until(() => got.length > 20);
+      // A second subscription from 0 on the same connection (as a resubscribe racing an attach does):
+      // the server now sends frames that overlap what the client has.
+      (c as unknown as { ws: WebSocket }).ws.send(JSON.stringify({ type: 'subscribe', runId, from: 0, detail: 'full' }));
+      await until(() => got.some((e) => e.t === 'done'));
+      const decoded = got.filter((e) => e.t === 'token' && e.phase === 'decode').length;
+      assert.equal(decoded, 300);
+      assert.ok(contiguous, 'each delivery starts where the last ended');
+      const stored = (await (await fetch(`${server.url}/api/runs/${runId}`, { headers: { Authorization: `Bearer ${server.token}` } })).json()) as { events: RunEvent[] };
+      assert.equal(got.length, stored.events.length);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+});
