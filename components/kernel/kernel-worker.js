@@ -2,77 +2,134 @@
 // transpiles TypeScript and hoists top-level declarations, see hoist.ts) and run as classic scripts
 // in this worker's global scope, so values persist from cell to cell. Output goes back to the page
 // as messages; the `lab` API forwards calls to the page, which owns the server connection.
+//
+// Everything the kernel needs lives inside this closure, and it listens with addEventListener: the
+// global scope belongs to the cells, which may well name a variable `format`, `calls` or `onmessage`.
 'use strict';
+(() => {
+  let currentCell = null;
+  let nextCall = 1;
+  const calls = new Map();
+  /** Characters of output one cell may send; past it the output is cut, once, with a notice. */
+  const MAX_CELL_OUTPUT = 1_000_000;
+  let sent = 0;
+  let cut = false;
 
-let currentCell = null;
-let nextCall = 1;
-const calls = new Map();
+  const post = (msg) => self.postMessage(msg);
 
-function post(msg) {
-  self.postMessage(msg);
-}
+  const text = (v) => {
+    try {
+      return String(v);
+    } catch {
+      return Object.prototype.toString.call(v);
+    }
+  };
 
-function format(value) {
-  if (typeof value === 'string') return value;
-  if (value instanceof Error) return value.stack || String(value);
-  try {
-    return JSON.stringify(value, null, 2) ?? String(value);
-  } catch {
-    return String(value);
+  /** A value as console.log shows it: JSON-like, but Map, Set, BigInt, NaN, RegExp and cycles read as themselves. */
+  function format(value) {
+    if (typeof value === 'string') return value;
+    const seen = new Set();
+    const show = (v, indent) => {
+      if (v === null || v === undefined || typeof v === 'boolean' || typeof v === 'number') return text(v);
+      if (typeof v === 'bigint') return `${v}n`;
+      if (typeof v === 'string') return JSON.stringify(v);
+      if (typeof v === 'function') return `[Function ${v.name || '(anonymous)'}]`;
+      if (typeof v === 'symbol') return text(v);
+      if (v instanceof Error) return v.stack || `${v.name}: ${v.message}`;
+      if (v instanceof RegExp || v instanceof Date) return text(v);
+      if (seen.has(v)) return '[Circular]';
+      seen.add(v);
+      const pad = '  '.repeat(indent + 1);
+      const end = '  '.repeat(indent);
+      const list = (open, items, close) => (items.length === 0 ? `${open}${close}` : `${open}\n${items.map((i) => pad + i).join(',\n')}\n${end}${close}`);
+      try {
+        if (Array.isArray(v) || ArrayBuffer.isView(v)) return list('[', Array.from(v, (x) => show(x, indent + 1)), ']');
+        if (v instanceof Map) return list(`Map(${v.size}) {`, [...v].map(([k, x]) => `${show(k, indent + 1)} => ${show(x, indent + 1)}`), '}');
+        if (v instanceof Set) return list(`Set(${v.size}) {`, [...v].map((x) => show(x, indent + 1)), '}');
+        return list('{', Object.keys(v).map((k) => `${JSON.stringify(k)}: ${show(v[k], indent + 1)}`), '}');
+      } finally {
+        seen.delete(v);
+      }
+    };
+    try {
+      return show(value, 0);
+    } catch {
+      return text(value);
+    }
   }
-}
 
-function stream(name) {
-  return (...args) => post({ type: 'stream', cellId: currentCell, name, text: args.map(format).join(' ') + '\n' });
-}
+  function stream(name) {
+    return (...args) => {
+      if (cut) return;
+      let out = args.map(format).join(' ') + '\n';
+      if (sent + out.length > MAX_CELL_OUTPUT) {
+        out = `${out.slice(0, Math.max(0, MAX_CELL_OUTPUT - sent))}\n[output cut at ${MAX_CELL_OUTPUT.toLocaleString('en')} characters]\n`;
+        cut = true;
+      }
+      sent += out.length;
+      post({ type: 'stream', cellId: currentCell, name, text: out });
+    };
+  }
 
-self.console = { log: stream('stdout'), info: stream('stdout'), debug: stream('stdout'), warn: stream('stderr'), error: stream('stderr') };
+  self.console = { log: stream('stdout'), info: stream('stdout'), debug: stream('stdout'), warn: stream('stderr'), error: stream('stderr') };
 
-function call(method, args) {
-  const id = nextCall++;
-  return new Promise((resolve, reject) => {
-    calls.set(id, { resolve, reject });
-    post({ type: 'call', id, method, args });
+  function call(method, args) {
+    const id = nextCall++;
+    return new Promise((resolve, reject) => {
+      calls.set(id, { resolve, reject });
+      post({ type: 'call', id, method, args });
+    });
+  }
+
+  self.lab = Object.freeze({
+    /** Runs a generation and resolves to the finished run: tokens, routing per position, summary. */
+    generate: (params) => call('generate', [params]),
+    /** Recent runs (summaries). */
+    runs: (options) => call('runs', [options ?? {}]),
+    /** One stored run with all its events. */
+    run: (runId) => call('run', [runId]),
+    /** Routing metrics over runs (ids or run objects): load balance, entropy, co-activation, … */
+    analyze: (runs, options) => call('analyze', [(runs ?? []).map((r) => (typeof r === 'string' ? r : r.runId)), options ?? {}]),
+    /** Models the server offers. */
+    models: () => call('models', []),
+    /** Shows a visualization in this cell's output: lab.show('heatmap', run). */
+    show: (kind, data) => post({ type: 'display', cellId: currentCell, kind: text(kind), data: JSON.parse(JSON.stringify(data ?? null)) }),
   });
-}
 
-self.lab = Object.freeze({
-  /** Runs a generation and resolves to the finished run: tokens, routing per position, summary. */
-  generate: (params) => call('generate', [params]),
-  /** Recent runs (summaries). */
-  runs: (options) => call('runs', [options ?? {}]),
-  /** One stored run with all its events. */
-  run: (runId) => call('run', [runId]),
-  /** Routing metrics over runs (ids or run objects): load balance, entropy, co-activation, … */
-  analyze: (runs, options) => call('analyze', [(runs ?? []).map((r) => (typeof r === 'string' ? r : r.runId)), options ?? {}]),
-  /** Models the server offers. */
-  models: () => call('models', []),
-  /** Shows a visualization in this cell's output: lab.show('heatmap', run). */
-  show: (kind, data) => post({ type: 'display', cellId: currentCell, kind, data: JSON.parse(JSON.stringify(data ?? null)) }),
-});
-
-self.onmessage = async (event) => {
-  const msg = event.data;
-  if (msg.type === 'call-result') {
-    const c = calls.get(msg.id);
-    if (!c) return;
-    calls.delete(msg.id);
-    if (msg.error) c.reject(new Error(msg.error));
-    else c.resolve(msg.value);
-    return;
+  /** What the page shows for a thrown value: always strings, whatever was thrown (an object whose message is an object, say). */
+  function errorOutput(e) {
+    const isObject = e !== null && typeof e === 'object';
+    const ename = isObject && typeof e.name === 'string' && e.name ? e.name : 'Error';
+    const evalue = isObject && typeof e.message === 'string' ? e.message : isObject ? format(e) : text(e);
+    const traceback = isObject && typeof e.stack === 'string' ? e.stack.split('\n') : [];
+    return { ename, evalue, traceback };
   }
-  if (msg.type !== 'run') return;
-  currentCell = msg.cellId;
-  const url = URL.createObjectURL(new Blob([msg.script], { type: 'application/javascript' }));
-  try {
-    importScripts(url);
-    await self.__cell;
-    post({ type: 'done', cellId: msg.cellId });
-  } catch (e) {
-    post({ type: 'error', cellId: msg.cellId, ename: (e && e.name) || 'Error', evalue: (e && e.message) || String(e), traceback: e && e.stack ? String(e.stack).split('\n') : [] });
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-};
 
-post({ type: 'ready' });
+  self.addEventListener('message', async (event) => {
+    const msg = event.data;
+    if (msg.type === 'call-result') {
+      const c = calls.get(msg.id);
+      if (!c) return;
+      calls.delete(msg.id);
+      if (msg.error) c.reject(new Error(msg.error));
+      else c.resolve(msg.value);
+      return;
+    }
+    if (msg.type !== 'run') return;
+    currentCell = msg.cellId;
+    sent = 0;
+    cut = false;
+    const url = URL.createObjectURL(new Blob([msg.script], { type: 'application/javascript' }));
+    try {
+      importScripts(url);
+      await self.__cell;
+      post({ type: 'done', cellId: msg.cellId });
+    } catch (e) {
+      post({ type: 'error', cellId: msg.cellId, ...errorOutput(e) });
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+  });
+
+  post({ type: 'ready' });
+})();

@@ -248,8 +248,9 @@ export default function NotebookEditor({ path }: { path: string }) {
       } catch (e) {
         setOutputs(cell.id, () => [{ type: 'error', ename: 'RunError', evalue: e instanceof Error ? e.message : String(e), traceback: [] }], { executionCount: count, stale: false });
         finish();
+        return false;
       }
-      return;
+      return true;
     }
     // code
     kernel.current ??= Object.assign(new Kernel(kernelHost), {});
@@ -269,6 +270,7 @@ export default function NotebookEditor({ path }: { path: string }) {
     finish();
     // Outputs are saved as soon as the cell finishes, not after the edit debounce.
     setSave('urgent');
+    return outcome === 'ok';
   }, [kernelHost, runs]);
 
   const stopCell = (cell: Cell) => {
@@ -290,10 +292,22 @@ export default function NotebookEditor({ path }: { path: string }) {
     if (how === 'alt') setEditing(true);
   }, [change, runCell]);
 
+  /** Bumped by Interrupt: a Run all in progress stops before its next cell. */
+  const runAllGeneration = useRef(0);
+  const interrupt = () => {
+    runAllGeneration.current++;
+    kernel.current?.interrupt();
+  };
+
+  // As in Jupyter, Run all stops at a cell that fails or is interrupted.
   const runAll = async () => {
     const cur = nbRef.current;
     if (!cur) return;
-    for (let i = 0; i < cur.cells.length; i++) await runCell(i);
+    const generation = ++runAllGeneration.current;
+    for (let i = 0; i < cur.cells.length; i++) {
+      if (runAllGeneration.current !== generation) return;
+      if ((await runCell(i)) === false) return;
+    }
   };
 
   // ---- command-mode keyboard ----------------------------------------------------------------
@@ -347,7 +361,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         case 'i':
           if (Date.now() - lastI.current < 600) {
             lastI.current = 0;
-            kernel.current?.interrupt();
+            interrupt();
           } else lastI.current = Date.now();
           return;
         case 'm':
@@ -379,7 +393,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         <button onClick={() => void runAll()} aria-label="run all">
           Run all
         </button>
-        <button className="secondary" onClick={() => kernel.current?.interrupt()} aria-label="interrupt">
+        <button className="secondary" onClick={interrupt} aria-label="interrupt">
           Interrupt
         </button>
         <button className="secondary" onClick={() => kernel.current?.restart()} aria-label="restart kernel">

@@ -299,6 +299,31 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it("cells own the kernel's global names, values print as themselves, an odd throw stops Run all without breaking the page", async () => {
+    const code = (id: string, source: string) => ({ id, cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
+    const { fresh, freshLog } = await pageWithNotebook('kernel-names.moenb', [
+      // Names the kernel itself once used at global scope.
+      code('k1', "const format = (x: number) => x.toFixed(2);\nlet calls = [1];\nvar onmessage = 5;\nconsole.log(new Map([[1, 'a']]), new Set([2]), 10n, NaN, /x/);"),
+      code('k2', "console.log('second', format(1.5), calls.length);"),
+      code('k3', "throw { name: 'Odd', message: { detail: 1 } };"),
+      code('k4', "console.log('after the error');"),
+    ]);
+    await fresh.goto(`${app.url}/notebook?path=kernel-names.moenb`);
+    const freshCells = fresh.locator('[data-testid="cell"]');
+    await freshCells.nth(3).waitFor();
+    await fresh.getByLabel('run all').click();
+    await freshCells.nth(2).locator('[data-testid="cell-output"]', { hasText: 'Odd' }).waitFor({ timeout: 30_000 });
+    const out = async (i: number) => (await freshCells.nth(i).locator('[data-testid="cell-output"]').allInnerTexts()).join('\n');
+    assert.match(await out(0), /Map\(1\) \{[\s\S]*1 => "a"[\s\S]*Set\(1\) \{[\s\S]*10n NaN \/x\//);
+    assert.match(await out(1), /second 1\.50 1/);
+    assert.match(await out(2), /Odd: \{[\s\S]*"detail": 1/);
+    await fresh.waitForTimeout(500);
+    assert.equal(await freshCells.nth(3).locator('.cell-count').innerText(), '[ ]', 'Run all stopped at the error');
+    assert.equal(await out(3), '');
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('the playground shows a run with every view', async () => {
     await page.goto(`${app.url}/playground`);
     const play = page.locator('[data-testid="playground"]');
