@@ -117,7 +117,8 @@ const qwenMoeSchema = baseSchema.extend({
   norm_topk_prob: z.boolean().default(false),
   decoder_sparse_step: intPos.default(1),
   mlp_only_layers: z.array(z.number().int().nonnegative()).default([]),
-  shared_expert_intermediate_size: z.number().int().nonnegative().default(0),
+  // Absent: transformers' Qwen2MoeConfig default, 5632 (Qwen3 has no shared expert).
+  shared_expert_intermediate_size: z.number().int().nonnegative().optional(),
   attention_bias: z.boolean().nullish(),
 });
 
@@ -229,6 +230,14 @@ const allLayers = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Parses config.json contents (already JSON-decoded) into a ModelConfig. */
 export function parseModelConfig(raw: unknown): ModelConfig {
+  const cfg = parseByModelType(raw);
+  if (cfg.moe.topK > cfg.moe.numExperts) {
+    throw badConfig(cfg.modelType, `num_experts_per_tok (${cfg.moe.topK}) exceeds the number of experts (${cfg.moe.numExperts})`);
+  }
+  return cfg;
+}
+
+function parseByModelType(raw: unknown): ModelConfig {
   const head = z.object({ model_type: z.string() }).safeParse(raw);
   if (!head.success) throw new EngineError(EngineErrorCode.BAD_CONFIG, 'config.json has no model_type');
   const modelType = head.data.model_type;
@@ -273,8 +282,8 @@ export function parseModelConfig(raw: unknown): ModelConfig {
           expertIntermediate: c.moe_intermediate_size,
           routing: { kind: 'softmax_topk', renormalize: c.norm_topk_prob },
           shared:
-            isQwen2 && c.shared_expert_intermediate_size > 0
-              ? { intermediate: c.shared_expert_intermediate_size, gated: true }
+            isQwen2 && (c.shared_expert_intermediate_size ?? 5632) > 0
+              ? { intermediate: c.shared_expert_intermediate_size ?? 5632, gated: true }
               : null,
         },
         moeLayers,
@@ -343,7 +352,8 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       }
       if (c.qk_rope_head_dim % 2 !== 0) throw badConfig(modelType, 'qk_rope_head_dim must be even');
       const qkHeadDim = c.qk_nope_head_dim + c.qk_rope_head_dim;
-      const shared = c.n_shared_experts ?? 0;
+      // Absent: transformers' DeepseekV3Config default, 1; null: none.
+      const shared = c.n_shared_experts === undefined ? 1 : (c.n_shared_experts ?? 0);
       // DeepSeek's attention carries YaRN's correction in the softmax scale, squared, when
       // mscale_all_dim is set (its RoPE tables then get the mscale ratio, usually 1).
       const base = common(c);

@@ -187,6 +187,22 @@ describe('config fields of deepseek_v3 and granitemoe', () => {
     assert.equal(code({ topK: 3, force: [{ layer: 1, expert: 0 }, { layer: 1, expert: 1 }, { layer: 1, expert: 4 }] }), 'ok');
   });
 
+  it("missing keys take transformers' defaults; more experts per token than experts is refused", () => {
+    const ds = rawConfig('deepseek_v3');
+    delete ds['n_shared_experts'];
+    assert.deepEqual(parseModelConfig(ds).moe.shared, { intermediate: 32, gated: false }, 'DeepseekV3Config: n_shared_experts = 1');
+    assert.equal(parseModelConfig({ ...rawConfig('deepseek_v3'), n_shared_experts: null }).moe.shared, null);
+    const q2 = rawConfig('qwen2_moe');
+    delete q2['shared_expert_intermediate_size'];
+    assert.deepEqual(parseModelConfig(q2).moe.shared, { intermediate: 5632, gated: true }, 'Qwen2MoeConfig: 5632');
+    assert.equal(parseModelConfig(rawConfig('qwen3_moe')).moe.shared, null);
+    for (const arch of ['mixtral', 'qwen2_moe', 'olmoe', 'granitemoe']) {
+      const raw = rawConfig(arch);
+      const experts = Number(raw['num_local_experts'] ?? raw['num_experts']);
+      badConfig({ ...raw, num_experts_per_tok: experts + 1 });
+    }
+  });
+
   it('deepseek_v3: routing options it cannot honour are refused', () => {
     const raw = rawConfig('deepseek_v3');
     badConfig({ ...raw, n_group: 3 });
