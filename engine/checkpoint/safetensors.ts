@@ -65,7 +65,7 @@ export function readSafetensorsHeader(file: string): TensorInfo[] {
       const e = entrySchema.safeParse(value);
       if (!e.success) throw corrupt(file, `entry '${name}' is malformed`);
       const { dtype, shape, data_offsets: [s, t] } = e.data;
-      if (!(dtype in DTYPE_BYTES)) {
+      if (!Object.hasOwn(DTYPE_BYTES, dtype)) {
         // A well-formed header in a format the engine does not read (FP8 releases, int8 exports).
         throw new EngineError(
           EngineErrorCode.BAD_WEIGHTS,
@@ -79,6 +79,15 @@ export function readSafetensorsHeader(file: string): TensorInfo[] {
       if (dataStart + t > size) throw corrupt(file, `entry '${name}' points past the end of the file`);
       out.push({ name, dtype: dtype as SafetensorsDtype, shape, file, begin: dataStart + s, end: dataStart + t });
     }
+    // As the reference reader requires: the tensors tile the data area exactly, no overlap (two
+    // names reading the same bytes), no gap and nothing after the last one.
+    const byStart = [...out].sort((a, b) => a.begin - b.begin || a.end - b.end);
+    let at = dataStart;
+    for (const t of byStart) {
+      if (t.begin !== at) throw corrupt(file, `tensor '${t.name}' ${t.begin < at ? 'overlaps the one before it' : 'leaves a gap before it'} in the data area`);
+      at = t.end;
+    }
+    if (at !== size) throw corrupt(file, `${size - at} bytes after the last tensor`);
     return out;
   } finally {
     closeSync(fd);

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
-import { halfToFloat, TensorStore, toFloat32 } from '../../engine/checkpoint/safetensors.ts';
+import { halfToFloat, readSafetensorsHeader, TensorStore, toFloat32 } from '../../engine/checkpoint/safetensors.ts';
+import { EngineError, EngineErrorCode } from '../../engine/errors.ts';
 import { floatToBf16, writeSafetensors, type TensorDecl } from '../../engine/checkpoint/safetensors-writer.ts';
 import { compileGraph } from '../../engine/graph/compile.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
@@ -88,5 +89,34 @@ describe('checkpoint loading', () => {
     const third = await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir);
     assert.equal(third.built, true);
     assert.notEqual(third.hash, first.hash);
+  });
+});
+
+describe('safetensors layout', () => {
+  /** A file with the given header entries over `dataBytes` bytes of data. */
+  function file(entries: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>, dataBytes: number): string {
+    const header = Buffer.from(JSON.stringify(entries), 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    const path = join(mkdtempSync(join(tmpdir(), 'moe-lab-st-')), 'model.safetensors');
+    writeFileSync(path, Buffer.concat([len, header, Buffer.alloc(dataBytes)]));
+    return path;
+  }
+  const corrupt = (path: string) =>
+    assert.throws(() => readSafetensorsHeader(path), (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.CORRUPT_SAFETENSORS, path);
+
+  it('reads tensors that tile the data area exactly', () => {
+    const t = readSafetensorsHeader(file({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F16', shape: [4], data_offsets: [8, 16] } }, 16));
+    assert.deepEqual(t.map((x) => x.name).sort(), ['a', 'b']);
+  });
+
+  it('refuses two tensors over the same bytes, a gap, and bytes after the last tensor', () => {
+    corrupt(file({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, 8));
+    corrupt(file({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } }, 20));
+    corrupt(file({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, 12));
+  });
+
+  it("refuses a dtype named like an object's own property", () => {
+    assert.throws(() => readSafetensorsHeader(file({ a: { dtype: 'constructor', shape: [1], data_offsets: [0, 4] } }, 4)), (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.BAD_WEIGHTS);
   });
 });
