@@ -65,6 +65,13 @@ export class WeightsWriter {
   close(): void {
     fsyncSync(this.fd);
     closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Closes the file without flushing it (a failed build); nothing after close(). */
+  dispose(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 }
 

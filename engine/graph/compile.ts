@@ -6,15 +6,16 @@
  * `model.onnx` and `weights.bin` (external data), written to a temporary folder and renamed
  * into place, so a crash mid-build never leaves a half-written entry behind.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { checkpointHash, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { GraphBuilder, WeightsWriter } from './builder.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { buildDecoderGraph, GRAPH_BUILDER_VERSION, type GraphOptions } from './model.ts';
 import { quantBits, type QuantMode } from './quant.ts';
 import type { WeightSource } from './weights.ts';
+import { processAlive } from '../process-alive.ts';
 
 export function defaultCacheDir(): string {
   return process.env['MOE_LAB_CACHE'] ?? join(homedir(), '.cache', 'moe-lab');
@@ -61,10 +62,12 @@ export async function compileGraph(ckpt: Checkpoint, opts: CompileOptions, cache
   const weightsPath = join(entry, 'weights.bin');
   if (existsSync(modelPath)) return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: false };
 
+  removeAbandonedBuilds(entry);
   const tmp = `${entry}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
+  let weights: WeightsWriter | null = null;
   try {
-    const weights = new WeightsWriter(join(tmp, 'weights.bin'), 'weights.bin');
+    weights = new WeightsWriter(join(tmp, 'weights.bin'), 'weights.bin');
     const b = new GraphBuilder(weights, quantBits(quant));
     buildDecoderGraph(b, ckpt.config, countingSource(ckpt.tensors, opts.onProgress), opts);
     weights.close();
@@ -77,10 +80,32 @@ export async function compileGraph(ckpt: Checkpoint, opts: CompileOptions, cache
       rmSync(tmp, { recursive: true, force: true });
     }
   } catch (e) {
+    weights?.dispose();
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
   return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: true };
+}
+
+/**
+ * Removes the half-written folders of builds of this entry whose process is gone (killed mid-import:
+ * they can hold gigabytes). A live process's folder is left alone: it may still finish.
+ */
+function removeAbandonedBuilds(entry: string): void {
+  const dir = dirname(entry);
+  const prefix = `${basename(entry)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // no cache folder yet
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number.parseInt(name.slice(prefix.length), 10);
+    if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || processAlive(pid))) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+  }
 }
 
 function fileSize(path: string): number {

@@ -1,8 +1,9 @@
 /** Checkpoint loading: dtypes, sharded safetensors, the graph cache and its key. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { halfToFloat, readSafetensorsHeader, TensorStore, toFloat32 } from '../../engine/checkpoint/safetensors.ts';
@@ -89,6 +90,35 @@ describe('checkpoint loading', () => {
     const third = await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir);
     assert.equal(third.built, true);
     assert.notEqual(third.hash, first.hash);
+  });
+
+  it("a build killed mid-way leaves nothing behind once the entry is built again; a live process's build is left alone", async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'moe-lab-cache-'));
+    const dir = await rewrite('F32', 1);
+    const entry = dirname((await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir)).modelPath);
+    const child = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => child.once('exit', r));
+    const dead = `${entry}.tmp-${child.pid}-1`;
+    const live = `${entry}.tmp-${process.ppid}-1`;
+    for (const d of [dead, live]) {
+      mkdirSync(d);
+      writeFileSync(join(d, 'weights.bin'), 'partial');
+    }
+    rmSync(entry, { recursive: true });
+    assert.equal((await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir)).built, true);
+    assert.ok(!existsSync(dead), 'the dead build is removed');
+    assert.ok(existsSync(live), "a running process's build is kept");
+  });
+
+  it('a build that fails closes its weights file', { skip: process.platform !== 'linux' }, async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'moe-lab-cache-'));
+    const dir = await rewrite('F32', 1);
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 48 })); // weights no longer fit
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    for (let i = 0; i < 10; i++) await assert.rejects(compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir));
+    assert.ok(open() - before < 3, `${open() - before} descriptors left open by 10 failed builds`);
   });
 });
 
