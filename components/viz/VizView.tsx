@@ -39,7 +39,9 @@ export function VizView(props: VizViewProps) {
   const fed = useRunData(props.data ? null : props.events);
   const fedB = useRunData(props.compareData ? null : props.compareEvents);
   const data = props.data ?? fed;
-  const other = props.compareData ?? fedB;
+  // A second run with nothing in it yet (still loading, or missing) is no run to compare with.
+  const otherData = props.compareData ?? fedB;
+  const other = otherData && otherData.length > 0 ? otherData : null;
   if (!data) return <div className="viz-empty">No run to show.</div>;
   const className = props.className;
   switch (props.kind) {
