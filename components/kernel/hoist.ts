@@ -91,6 +91,7 @@ export function hoistTopLevel(js: string): HoistResult {
   const depth = depthMap(js);
   const names: string[] = [];
   let out = '';
+  const functions: string[] = [];
   let i = 0;
   const atStatementStart = (k: number) => {
     let j = k - 1;
@@ -125,14 +126,18 @@ export function hoistTopLevel(js: string): HoistResult {
           }
         }
       }
-      const fn = /^(async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)/.exec(rest) ?? /^class\s+([A-Za-z_$][\w$]*)/.exec(rest);
-      if (fn) {
-        const name = fn[fn.length - 1]!;
+      const fn = /^(async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)/.exec(rest);
+      const cls = fn ? null : /^class\s+([A-Za-z_$][\w$]*)/.exec(rest);
+      if (fn || cls) {
+        const name = (fn ?? cls)![fn ? 2 : 1]!;
         names.push(name);
-        out += `${name} = `;
-        // The declaration becomes an expression: `f = function f() {…};`
         const end = findBlockEnd(js, depth, i);
-        out += js.slice(i, end) + ';';
+        if (fn) {
+          // A function stays a declaration, so it is hoisted within the cell (`main()` may come
+          // before `function main`); the cell's first line hands it to the global scope.
+          functions.push(name);
+          out += js.slice(i, end);
+        } else out += `${name} = ${js.slice(i, end)};`; // `P = class P {…};`
         i = end;
         continue;
       }
@@ -142,7 +147,9 @@ export function hoistTopLevel(js: string): HoistResult {
   }
   const unique = [...new Set(names)];
   const header = unique.length ? `var ${unique.join(', ')};\n` : '';
-  return { names: unique, script: `${header}self.__cell = (async () => {\n${out}\n})();\n` };
+  // On the opening line, so the cell's lines keep their numbers.
+  const publish = functions.map((f) => `self.${f} = ${f};`).join(' ');
+  return { names: unique, script: `${header}self.__cell = (async () => {${publish}\n${out}\n})();\n` };
 }
 
 /** End of the statement starting before `from`: the next top-level `;`, or a line end that cannot continue it. */

@@ -163,6 +163,8 @@ export default function NotebookEditor({ path }: { path: string }) {
   const setOutputs = (id: string, f: (o: readonly CellOutput[]) => CellOutput[], extra: Partial<Cell> = {}) =>
     change((cells) => updateCell(cells, id, (c) => ({ ...c, ...extra, outputs: f(c.outputs) })));
 
+  /** Runs started by code cells (lab.generate) and not finished: Interrupt cancels them. */
+  const codeRuns = useRef(new Set<string>());
   const kernelHost = useCallback(async (method: string, args: unknown[]): Promise<unknown> => {
     const c = client.current;
     switch (method) {
@@ -185,18 +187,23 @@ export default function NotebookEditor({ path }: { path: string }) {
         const params = { ...(args[0] as Record<string, unknown>) };
         params['model'] ??= nbRef.current?.model?.id ?? c.models[0]?.id;
         let runId = '';
-        await new Promise<void>((resolve, reject) => {
-          c.generate(params, {
-            onEvents: (evs) => {
-              runs.append(runId, evs);
-              if (evs.some((e) => e.t === 'done' || e.t === 'error')) resolve();
-            },
-            onError: (code, message) => reject(new Error(`${code}: ${message}`)),
-          }).then((id) => {
-            runId = id;
-            runs.start(id);
-          }, reject);
-        });
+        try {
+          await new Promise<void>((resolve, reject) => {
+            c.generate(params, {
+              onEvents: (evs) => {
+                runs.append(runId, evs);
+                if (evs.some((e) => e.t === 'done' || e.t === 'error')) resolve();
+              },
+              onError: (code, message) => reject(new Error(`${code}: ${message}`)),
+            }).then((id) => {
+              runId = id;
+              runs.start(id);
+              codeRuns.current.add(id);
+            }, reject);
+          });
+        } finally {
+          codeRuns.current.delete(runId);
+        }
         return runForKernel(runId, String(params['model']), runs.get(runId).events);
       }
       default:
@@ -294,9 +301,20 @@ export default function NotebookEditor({ path }: { path: string }) {
 
   /** Bumped by Interrupt: a Run all in progress stops before its next cell. */
   const runAllGeneration = useRef(0);
+  /** Generations code cells started stop with their kernel (nothing waits for them any more). */
+  const cancelCodeRuns = () => {
+    for (const id of codeRuns.current) client.current?.cancel(id);
+    codeRuns.current.clear();
+  };
   const interrupt = () => {
     runAllGeneration.current++;
     kernel.current?.interrupt();
+    cancelCodeRuns();
+  };
+  const restart = () => {
+    runAllGeneration.current++;
+    kernel.current?.restart();
+    cancelCodeRuns();
   };
 
   // As in Jupyter, Run all stops at a cell that fails or is interrupted.
@@ -396,7 +414,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         <button className="secondary" onClick={interrupt} aria-label="interrupt">
           Interrupt
         </button>
-        <button className="secondary" onClick={() => kernel.current?.restart()} aria-label="restart kernel">
+        <button className="secondary" onClick={restart} aria-label="restart kernel">
           Restart
         </button>
         <span className="muted" data-testid="save-state">

@@ -324,6 +324,31 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it("interrupting a cell cancels the generation it was waiting for", async () => {
+    const cell = { id: 'g1', cell_type: 'code', source: "await lab.generate({ model: 'slow-random', promptIds: [1, 2, 3], maxNewTokens: 1000, ignoreEos: true });", execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } };
+    const { fresh, freshLog } = await pageWithNotebook('interrupt-generate.moenb', [cell]);
+    await fresh.goto(`${app.url}/notebook?path=interrupt-generate.moenb`);
+    await fresh.locator('[data-testid="cell"]').first().waitFor();
+    const runsNow = async () => ((await (await fresh.request.get(`${app.url}/api/runs`)).json()) as { runs: { id: string; status: string; modelId: string }[] }).runs;
+    const before = new Set((await runsNow()).map((r) => r.id));
+    await fresh.getByLabel('run all').click();
+    let started: { id: string; status: string } | undefined;
+    for (let i = 0; i < 100 && !started; i++) {
+      started = (await runsNow()).find((r) => !before.has(r.id) && r.status === 'running');
+      if (!started) await fresh.waitForTimeout(100);
+    }
+    assert.ok(started, 'the cell started a generation');
+    await fresh.getByLabel('interrupt').click();
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'cancelled'; i++) {
+      status = (await runsNow()).find((r) => r.id === started!.id)?.status ?? '';
+      if (status !== 'cancelled') await fresh.waitForTimeout(100);
+    }
+    assert.equal(status, 'cancelled');
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('the playground shows a run with every view', async () => {
     await page.goto(`${app.url}/playground`);
     const play = page.locator('[data-testid="playground"]');

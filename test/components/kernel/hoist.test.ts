@@ -25,6 +25,11 @@ describe('hoisting top-level declarations', () => {
     assert.deepEqual(logs, ['18']);
   });
 
+  it('a function can be called above its declaration, as in any script, and later cells see it', async () => {
+    const logs = await runCells(['console.log(main());\nfunction main() { return 7 }', 'console.log(main() * 2)']);
+    assert.deepEqual(logs, ['7', '14']);
+  });
+
   it('allows top-level await and keeps its result', async () => {
     const logs = await runCells(['const r = await Promise.resolve(5);', 'console.log(r * 2)']);
     assert.deepEqual(logs, ['10']);
