@@ -46,7 +46,13 @@ export function openCheckpoint(dirIn: string): Checkpoint {
   let eos = [...config.eosTokenIds];
   const genFile = join(dir, 'generation_config.json');
   if (existsSync(genFile)) {
-    const g = genConfigSchema.safeParse(JSON.parse(readFileSync(genFile, 'utf8')));
+    let genRaw: unknown;
+    try {
+      genRaw = JSON.parse(readFileSync(genFile, 'utf8'));
+    } catch {
+      throw new EngineError(EngineErrorCode.BAD_CONFIG, `${genFile} is not valid JSON`);
+    }
+    const g = genConfigSchema.safeParse(genRaw);
     if (g.success && g.data.eos_token_id !== null && g.data.eos_token_id !== undefined) {
       eos = Array.isArray(g.data.eos_token_id) ? g.data.eos_token_id : [g.data.eos_token_id];
     }

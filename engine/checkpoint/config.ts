@@ -193,6 +193,9 @@ function checkCommon(c: z.infer<typeof baseSchema>, modelType: string): void {
   if (c.num_attention_heads % kv !== 0) {
     throw new EngineError(EngineErrorCode.BAD_CONFIG, `num_attention_heads must be a multiple of num_key_value_heads`);
   }
+  if ((c.head_dim === null || c.head_dim === undefined) && c.hidden_size % c.num_attention_heads !== 0) {
+    throw badConfig(modelType, `hidden_size (${c.hidden_size}) is not a multiple of num_attention_heads (${c.num_attention_heads}) and there is no head_dim`);
+  }
 }
 
 function common(c: z.infer<typeof baseSchema>) {

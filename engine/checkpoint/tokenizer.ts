@@ -23,7 +23,13 @@ export class TextTokenizer {
     } catch (e) {
       throw new EngineError(EngineErrorCode.BAD_CONFIG, `tokenizer files in ${dir} are not valid JSON: ${String(e)}`);
     }
-    const tok = new Tokenizer(json as object, config);
+    let tok: Tokenizer;
+    try {
+      tok = new Tokenizer(json as object, config);
+    } catch (e) {
+      // Valid JSON that is not a tokenizer the library can build (a missing decoder, an unknown model type).
+      throw new EngineError(EngineErrorCode.BAD_CONFIG, `${file} is not a tokenizer this engine can load: ${e instanceof Error ? e.message : String(e)}`);
+    }
     return new TextTokenizer(tok, config['add_bos_token'] === true, bosId);
   }
 

@@ -196,6 +196,9 @@ describe('config fields of deepseek_v3 and granitemoe', () => {
     delete q2['shared_expert_intermediate_size'];
     assert.deepEqual(parseModelConfig(q2).moe.shared, { intermediate: 5632, gated: true }, 'Qwen2MoeConfig: 5632');
     assert.equal(parseModelConfig(rawConfig('qwen3_moe')).moe.shared, null);
+    const odd = rawConfig('mixtral');
+    delete odd['head_dim'];
+    badConfig({ ...odd, num_attention_heads: 3, num_key_value_heads: 3 }); // hidden 64 / 3 heads: no whole head width
     for (const arch of ['mixtral', 'qwen2_moe', 'olmoe', 'granitemoe']) {
       const raw = rawConfig(arch);
       const experts = Number(raw['num_local_experts'] ?? raw['num_experts']);

@@ -1,5 +1,7 @@
 /** Behaviour of generation: sampling, interventions, stops, cancellation and error codes. */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../engine/engine.ts';
 import { EngineError, EngineErrorCode } from '../../engine/errors.ts';
@@ -167,6 +169,16 @@ describe('loading checkpoints', () => {
   });
   it('a corrupt safetensors header is reported as such', async () => {
     await rejectsWithCode(load(makeCheckpoint({ weights: 'corrupt-header' })), EngineErrorCode.CORRUPT_SAFETENSORS);
+  });
+  it('a generation_config.json or tokenizer.json that cannot be read is a bad config naming the file', async () => {
+    const withFile = (name: string, text: string) => {
+      const dir = makeCheckpoint();
+      writeFileSync(join(dir, name), text);
+      return dir;
+    };
+    for (const [name, text] of [['generation_config.json', '{"eos_token_id": '], ['tokenizer.json', '{"version": "1.0", "model": {}}']] as const) {
+      await assert.rejects(load(withFile(name, text)), (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.BAD_CONFIG && e.message.includes(name), name);
+    }
   });
   it('FP8 weights are refused as bad weights, saying what to convert them to', async () => {
     await assert.rejects(load(makeCheckpoint({ weights: 'fp8' })), (e: unknown) => {
