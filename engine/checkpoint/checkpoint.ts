@@ -67,7 +67,8 @@ function hashedFiles(ckpt: Checkpoint): string[] {
   const files = [join(ckpt.dir, 'config.json')];
   const weightFiles = new Set(ckpt.tensors.names.map((n) => ckpt.tensors.info(n).file));
   files.push(...[...weightFiles].sort());
-  for (const f of ['tokenizer.json', 'generation_config.json']) if (existsSync(join(ckpt.dir, f))) files.push(join(ckpt.dir, f));
+  // The index decides which shard each tensor comes from; tokenizer_config.json whether a BOS is added.
+  for (const f of ['model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) if (existsSync(join(ckpt.dir, f))) files.push(join(ckpt.dir, f));
   return files;
 }
 

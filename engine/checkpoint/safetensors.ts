@@ -103,7 +103,6 @@ export class TensorStore {
   constructor(readonly dir: string) {
     const single = join(dir, 'model.safetensors');
     const index = join(dir, 'model.safetensors.index.json');
-    let files: string[];
     if (existsSync(index)) {
       let parsed;
       try {
@@ -111,18 +110,23 @@ export class TensorStore {
       } catch {
         throw corrupt(index, 'shard index is not valid');
       }
-      files = [...new Set(Object.values(parsed.weight_map))].map((f) => {
-        if (f.includes('/') || f.includes('\\') || f.startsWith('.')) throw corrupt(index, `bad shard name ${f}`);
-        return join(dir, f);
-      });
+      const weightMap = parsed.weight_map;
+      const shards = [...new Set(Object.values(weightMap))];
+      for (const f of shards) {
+        if (f === '' || f.includes('/') || f.includes('\\') || f.startsWith('.')) throw corrupt(index, `bad shard name '${f}'`);
+        // The index says where each tensor is: a copy of it in another shard is not read.
+        for (const t of readSafetensorsHeader(join(dir, f))) if (Object.hasOwn(weightMap, t.name) && weightMap[t.name] === f) this.byName.set(t.name, t);
+      }
+      for (const [name, f] of Object.entries(weightMap)) {
+        if (!this.byName.has(name)) throw corrupt(index, `tensor '${name}' is not in ${f}, where the index puts it`);
+      }
     } else if (existsSync(single)) {
-      files = [single];
+      for (const t of readSafetensorsHeader(single)) this.byName.set(t.name, t);
     } else {
       throw new EngineError(EngineErrorCode.MISSING_FILE, `no model.safetensors or model.safetensors.index.json in ${dir}`, {
         file: single,
       });
     }
-    for (const f of files) for (const t of readSafetensorsHeader(f)) this.byName.set(t.name, t);
   }
 
   has(name: string): boolean {

@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
+import { checkpointHash, openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { halfToFloat, readSafetensorsHeader, TensorStore, toFloat32 } from '../../engine/checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../../engine/errors.ts';
 import { floatToBf16, writeSafetensors, type TensorDecl } from '../../engine/checkpoint/safetensors-writer.ts';
@@ -64,6 +64,23 @@ describe('checkpoint loading', () => {
     const single = await prefillLogits(fixtureDir('mixtral'));
     const sharded = await prefillLogits(await rewrite('F32', 3));
     assert.deepEqual(sharded, single);
+  });
+
+  it('a sharded checkpoint reads each tensor from the shard its index names, and the index is part of its identity', async () => {
+    const dir = await rewrite('F32', 2);
+    const indexFile = join(dir, 'model.safetensors.index.json');
+    const index = JSON.parse(readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> };
+    const cacheDir = mkdtempSync(join(tmpdir(), 'moe-lab-cache-'));
+    const before = await checkpointHash(openCheckpoint(dir), cacheDir);
+    // The same map written in another order: another file, so another identity.
+    const reordered = Object.fromEntries(Object.entries(index.weight_map).reverse());
+    writeFileSync(indexFile, JSON.stringify({ weight_map: reordered }));
+    assert.notEqual(await checkpointHash(openCheckpoint(dir), cacheDir), before);
+    // A tensor the index puts in the other shard is not read from where it happens to be.
+    const [name, shard] = Object.entries(index.weight_map)[0]!;
+    const other = Object.values(index.weight_map).find((f) => f !== shard)!;
+    writeFileSync(indexFile, JSON.stringify({ weight_map: { ...index.weight_map, [name]: other } }));
+    assert.throws(() => new TensorStore(dir), (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.CORRUPT_SAFETENSORS && e.message.includes(name));
   });
 
   it('bfloat16 weights load as exactly the bfloat16 values', async () => {
