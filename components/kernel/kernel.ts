@@ -22,6 +22,8 @@ interface Job {
   readonly cellId: string;
   readonly source: string;
   readonly onOutput: (o: KernelOutput) => void;
+  /** Called when the job leaves the queue and starts. */
+  readonly onStart: () => void;
   readonly resolve: (r: RunOutcome) => void;
 }
 
@@ -46,9 +48,9 @@ export class Kernel {
 
   constructor(private readonly host: KernelHost) {}
 
-  run(cellId: string, source: string, onOutput: (o: KernelOutput) => void): Promise<RunOutcome> {
+  run(cellId: string, source: string, onOutput: (o: KernelOutput) => void, onStart: () => void = () => {}): Promise<RunOutcome> {
     return new Promise((resolve) => {
-      this.queue.push({ cellId, source, onOutput, resolve });
+      this.queue.push({ cellId, source, onOutput, onStart, resolve });
       void this.pump();
     });
   }
@@ -90,6 +92,7 @@ export class Kernel {
     const job = this.queue.shift()!;
     this.current = job;
     this.onState('busy');
+    job.onStart();
     let script: string;
     try {
       script = hoistTopLevel(await transpile(job.source)).script;

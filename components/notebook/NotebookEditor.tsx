@@ -163,6 +163,8 @@ export default function NotebookEditor({ path }: { path: string }) {
   const setOutputs = (id: string, f: (o: readonly CellOutput[]) => CellOutput[], extra: Partial<Cell> = {}) =>
     change((cells) => updateCell(cells, id, (c) => ({ ...c, ...extra, outputs: f(c.outputs) })));
 
+  /** Runs of each cell not yet ended. */
+  const pendingRuns = useRef(new Map<string, number>());
   /** Runs started by code cells (lab.generate) and not finished: Interrupt cancels them. */
   const codeRuns = useRef(new Set<string>());
   const kernelHost = useCallback(async (method: string, args: unknown[]): Promise<unknown> => {
@@ -222,12 +224,19 @@ export default function NotebookEditor({ path }: { path: string }) {
     if (cell.kind === 'viz') return;
     // Only cells that execute take a number, as in Jupyter: Run all numbers them 1, 2, 3…
     const count = ++counter.current;
+    // A cell run again before its last run ended stays running ([*]) until every run of it has ended.
+    pendingRuns.current.set(cell.id, (pendingRuns.current.get(cell.id) ?? 0) + 1);
     setRunning((r) => new Set(r).add(cell.id));
-    const finish = () => setRunning((r) => {
-      const n = new Set(r);
-      n.delete(cell.id);
-      return n;
-    });
+    const finish = () => {
+      const left = (pendingRuns.current.get(cell.id) ?? 1) - 1;
+      if (left > 0) return void pendingRuns.current.set(cell.id, left);
+      pendingRuns.current.delete(cell.id);
+      setRunning((r) => {
+        const n = new Set(r);
+        n.delete(cell.id);
+        return n;
+      });
+    };
     if (cell.kind === 'prompt') {
       const c = client.current;
       try {
@@ -262,7 +271,9 @@ export default function NotebookEditor({ path }: { path: string }) {
     // code
     kernel.current ??= Object.assign(new Kernel(kernelHost), {});
     kernel.current.onState = setKernelState;
-    setOutputs(cell.id, () => [], { executionCount: count, stale: false });
+    // Outputs are cleared when this run starts, not when it is queued, so a run queued behind an
+    // earlier run of the same cell does not interleave with that run's output.
+    const start = () => setOutputs(cell.id, () => [], { executionCount: count, stale: false });
     const onOutput = (o: KernelOutput) => {
       const out: CellOutput = o.type === 'stream' ? o : o.type === 'display' ? { type: 'display', kind: o.kind, data: o.data } : o;
       setOutputs(cell.id, (prev) => {
@@ -272,7 +283,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         return [...prev, out];
       });
     };
-    const outcome = await kernel.current.run(cell.id, cell.source, onOutput);
+    const outcome = await kernel.current.run(cell.id, cell.source, onOutput, start);
     if (outcome === 'interrupted') onOutput({ type: 'error', ename: 'Interrupted', evalue: 'the kernel was stopped and restarted; its variables are gone', traceback: [] });
     finish();
     // Outputs are saved as soon as the cell finishes, not after the edit debounce.

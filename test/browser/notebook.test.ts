@@ -349,6 +349,27 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it("a cell run again while it runs shows [*] until both runs end, and only the last run's output", async () => {
+    const source = "console.log('start');\nawait new Promise((r) => setTimeout(r, 1500));\nconsole.log('end');";
+    const cell = { id: 'twice', cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } };
+    const { fresh, freshLog } = await pageWithNotebook('twice.moenb', [cell]);
+    await fresh.goto(`${app.url}/notebook?path=twice.moenb`);
+    const c = fresh.locator('[data-testid="cell"]').first();
+    await c.locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await c.locator('.monaco-editor').click();
+    await fresh.keyboard.press('Control+Enter');
+    await c.locator('[data-testid="cell-output"]', { hasText: 'start' }).waitFor({ timeout: 30_000 });
+    await fresh.keyboard.press('Control+Enter'); // queued behind the first run
+    // The first run ends 1.5 s after it started; the second then runs for 1.5 s more.
+    await fresh.waitForTimeout(2000);
+    assert.equal(await c.locator('.cell-count').innerText(), '[*]', 'still running: the second run');
+    assert.equal((await c.locator('[data-testid="cell-output"]').innerText()).trim(), 'start', "the first run's output went with it");
+    await c.locator('.cell-count', { hasText: '[2]' }).waitFor({ timeout: 30_000 });
+    assert.equal((await c.locator('[data-testid="cell-output"]').innerText()).trim(), 'start\nend');
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('the playground shows a run with every view', async () => {
     await page.goto(`${app.url}/playground`);
     const play = page.locator('[data-testid="playground"]');
