@@ -11,6 +11,7 @@ import { renderMarkdown } from './format';
 import type { Cell, CellOutput, CellPatch, PromptSettings, VizKind, VizSettings } from './model';
 import { expertListError, runIdOf } from './model';
 import { RunView } from './run-view';
+import { VIZ_KINDS } from '../viz';
 
 // The code editor (and its large bundle) loads only when a code cell is on the page.
 const CodeEditor = dynamic(() => import('./CodeEditor'), { ssr: false, loading: () => <div className="code-editor loading">loading editor…</div> });
@@ -104,12 +105,11 @@ function Outputs({ outputs, runs }: { outputs: readonly CellOutput[]; runs: RunC
   );
 }
 
-const VIZ_KINDS: VizKind[] = ['token-strip', 'routing-grid', 'heatmap', 'latency', 'coactivation', 'compare'];
 
 /** `lab.show(kind, data)`: data may be a run (with runId) or plain JSON. */
 function DisplayOutput({ kind, data, runs }: { kind: string; data: unknown; runs: RunCache }) {
   const runId = typeof data === 'object' && data !== null && 'runId' in data && typeof (data as { runId: unknown }).runId === 'string' ? (data as { runId: string }).runId : null;
-  if (runId && (VIZ_KINDS as string[]).includes(kind)) return <RunView runId={runId} runs={runs} views={[kind as VizKind]} />;
+  if (runId && (VIZ_KINDS as readonly string[]).includes(kind)) return <RunView runId={runId} runs={runs} views={[kind as VizKind]} />;
   if (runId) return <pre className="out-error">{`lab.show: no view '${kind}'; the views are ${VIZ_KINDS.join(', ')}`}</pre>;
   return <pre className="out-stream">{typeof data === 'string' ? data : JSON.stringify(data, null, 2)}</pre>;
 }

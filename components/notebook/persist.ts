@@ -5,7 +5,7 @@
  */
 import type { RunEvent } from '../../server/protocol';
 import {
-  exportHtml, MIME, newCodeCell, newNotebook, parseNotebook, serializeIpynb, serializeNotebook,
+  exportHtml, MIME, newCodeCell, VIEW_KINDS, newNotebook, parseNotebook, serializeIpynb, serializeNotebook,
   type Cell as FileCell, type ExpertRef, type HtmlRunData, type Notebook, type Output,
 } from './format';
 import { parseExpertList, type Cell, type CellOutput, type NotebookModel, type PromptSettings, type VizSettings } from './model';
@@ -137,8 +137,7 @@ function outputToFile(o: CellOutput): Output {
     case 'display': {
       if (o.loaded) return o.loaded;
       const data = JSON.parse(JSON.stringify(o.data ?? null)) as never;
-      const views = ['token-strip', 'routing-grid', 'heatmap', 'latency', 'coactivation', 'compare'];
-      return views.includes(o.kind)
+      return (VIEW_KINDS as readonly string[]).includes(o.kind)
         ? { output_type: 'display_data', metadata: {}, data: { [MIME.VIZ]: { kind: o.kind as never, data } } }
         : { output_type: 'display_data', metadata: {}, data: { [MIME.JSON]: data } };
     }
