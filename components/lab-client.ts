@@ -40,7 +40,7 @@ export class LabClient {
           this.onStatus('open');
           this.onModels(m.models);
           // Resume every unfinished run from the first event we have not seen.
-          for (const [runId, r] of this.runs) if (!r.done) ws.send(JSON.stringify({ type: 'subscribe', runId, from: r.next, detail: 'full' }));
+          for (const [runId, r] of this.runs) if (!r.done) this.subscribe(runId, r.next);
           resolve();
           return;
         }
@@ -65,7 +65,7 @@ export class LabClient {
       if (!r || r.done) return;
       if (m.from > r.next) {
         // A gap (events we never got): ask again from the first missing one, once per position.
-        if (r.askedFrom !== r.next) this.ws?.send(JSON.stringify({ type: 'subscribe', runId: m.runId, from: r.next, detail: 'full' }));
+        if (r.askedFrom !== r.next) this.subscribe(m.runId, r.next);
         r.askedFrom = r.next;
         return;
       }
@@ -105,6 +105,11 @@ export class LabClient {
   /** Streams an existing run from event `from` on (e.g. after a reload, to resume a running cell). */
   attach(runId: string, from: number, handlers: RunHandlers): void {
     this.runs.set(runId, { next: from, handlers, done: false });
+    this.subscribe(runId, from);
+  }
+
+  /** Asks for a run's events from `from` on, with full detail (the views show router distributions). */
+  private subscribe(runId: string, from: number): void {
     this.ws?.send(JSON.stringify({ type: 'subscribe', runId, from, detail: 'full' }));
   }
 

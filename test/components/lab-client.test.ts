@@ -63,27 +63,29 @@ describe('the browser protocol client', () => {
     }
   });
 
-  it('a request whose socket closes before the answer fails instead of waiting forever', async () => {
+  /** A server and a client connected to it, both closed after `body`. */
+  async function connected(body: (c: LabClient, server: Awaited<ReturnType<typeof labServer>>) => Promise<void>): Promise<void> {
     const server = await labServer({ modelDirs: [modelDir] });
     token = server.token;
     const c = new LabClient(`${server.url.replace('http', 'ws')}/ws`);
     try {
       await c.connect();
-      const pending = c.generate({ model: MODEL, promptIds: [1, 2, 3], maxNewTokens: 2 }, { onEvents: () => {} });
-      (c as unknown as { ws: WebSocket }).ws.terminate(); // the connection drops before `accepted` arrives
-      await assert.rejects(pending, /CLIENT_DISCONNECTED/);
+      await body(c, server);
     } finally {
       c.close();
       await server.close();
     }
-  });
+  }
 
-  it('a run streamed twice over one connection (overlapping frames) still arrives whole, once', async () => {
-    const server = await labServer({ modelDirs: [modelDir] });
-    token = server.token;
-    const c = new LabClient(`${server.url.replace('http', 'ws')}/ws`);
-    try {
-      await c.connect();
+  it('a request whose socket closes before the answer fails instead of waiting forever', () =>
+    connected(async (c) => {
+      const pending = c.generate({ model: MODEL, promptIds: [1, 2, 3], maxNewTokens: 2 }, { onEvents: () => {} });
+      (c as unknown as { ws: WebSocket }).ws.terminate(); // the connection drops before `accepted` arrives
+      await assert.rejects(pending, /CLIENT_DISCONNECTED/);
+    }));
+
+  it('a run streamed twice over one connection (overlapping frames) still arrives whole, once', () =>
+    connected(async (c, server) => {
       const got: RunEvent[] = [];
       let contiguous = true;
       const runId = await c.generate({ model: MODEL, promptIds: [1, 2, 3], maxNewTokens: 300, ignoreEos: true }, {
@@ -102,9 +104,5 @@ describe('the browser protocol client', () => {
       assert.ok(contiguous, 'each delivery starts where the last ended');
       const stored = (await (await fetch(`${server.url}/api/runs/${runId}`, { headers: { Authorization: `Bearer ${server.token}` } })).json()) as { events: RunEvent[] };
       assert.equal(got.length, stored.events.length);
-    } finally {
-      c.close();
-      await server.close();
-    }
-  });
+    }));
 });
