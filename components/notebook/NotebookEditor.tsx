@@ -310,22 +310,17 @@ export default function NotebookEditor({ path }: { path: string }) {
     if (how === 'alt') setEditing(true);
   }, [change, runCell]);
 
-  /** Bumped by Interrupt: a Run all in progress stops before its next cell. */
+  /** Bumped when the kernel is stopped: a Run all in progress stops before its next cell. */
   const runAllGeneration = useRef(0);
-  /** Generations code cells started stop with their kernel (nothing waits for them any more). */
-  const cancelCodeRuns = () => {
+  /**
+   * Interrupt and Restart both replace the kernel: a Run all in progress stops before its next cell,
+   * and the generations code cells started stop with it (nothing waits for them any more).
+   */
+  const stopKernel = (how: 'interrupt' | 'restart') => {
+    runAllGeneration.current++;
+    kernel.current?.[how]();
     for (const id of codeRuns.current) client.current?.cancel(id);
     codeRuns.current.clear();
-  };
-  const interrupt = () => {
-    runAllGeneration.current++;
-    kernel.current?.interrupt();
-    cancelCodeRuns();
-  };
-  const restart = () => {
-    runAllGeneration.current++;
-    kernel.current?.restart();
-    cancelCodeRuns();
   };
 
   // As in Jupyter, Run all stops at a cell that fails or is interrupted.
@@ -390,7 +385,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         case 'i':
           if (Date.now() - lastI.current < 600) {
             lastI.current = 0;
-            interrupt();
+            stopKernel('interrupt');
           } else lastI.current = Date.now();
           return;
         case 'm':
@@ -422,10 +417,10 @@ export default function NotebookEditor({ path }: { path: string }) {
         <button onClick={() => void runAll()} aria-label="run all">
           Run all
         </button>
-        <button className="secondary" onClick={interrupt} aria-label="interrupt">
+        <button className="secondary" onClick={() => stopKernel('interrupt')} aria-label="interrupt">
           Interrupt
         </button>
-        <button className="secondary" onClick={restart} aria-label="restart kernel">
+        <button className="secondary" onClick={() => stopKernel('restart')} aria-label="restart kernel">
           Restart
         </button>
         <span className="muted" data-testid="save-state">
