@@ -27,23 +27,40 @@ export function useRenderer<P, R extends Renderer<P>>(factory: (container: HTMLE
   return ref;
 }
 
+interface Feed {
+  readonly data: RunData;
+  consumed: number;
+  head: RunEvent | undefined;
+}
+
 /**
- * A RunData fed from a growing event list (as a run cache hands it out): only the events past the
- * ones already consumed are appended, so a streaming run costs O(new events) per render. A list that
- * shrank or starts with a different event (a restarted or different run) starts a new RunData.
+ * One RunData per event list, shared by every view of the run: a run shown in five views used to hold
+ * five copies (a DeepSeek-sized 1k-token run's router distributions alone are about 59 MiB each).
+ * Keyed by the list itself, which the run cache grows in place, so it goes when the list does.
  */
+const feeds = new WeakMap<readonly RunEvent[], Feed>();
+
+/**
+ * The RunData of a growing event list (as a run cache hands it out): only the events past the ones
+ * already consumed are appended, so a streaming run costs O(new events) per render, once for all its
+ * views. A list that shrank or starts with a different event (a restarted or different run) starts a
+ * new RunData.
+ */
+export function runDataFor(events: readonly RunEvent[]): RunData {
+  let f = feeds.get(events);
+  if (!f || events.length < f.consumed || (f.consumed > 0 && events[0] !== f.head)) {
+    f = { data: new RunData(), consumed: 0, head: undefined };
+    feeds.set(events, f);
+  }
+  if (events.length > f.consumed) {
+    f.data.append(events.slice(f.consumed));
+    f.consumed = events.length;
+    f.head = events[0];
+  }
+  return f.data;
+}
+
+/** runDataFor as a hook, for views that may have no run yet. */
 export function useRunData(events: readonly RunEvent[] | null | undefined): RunData | null {
-  const state = useRef<{ data: RunData; consumed: number; head: RunEvent | undefined } | null>(null);
-  if (!events) return null;
-  let s = state.current;
-  if (!s || events.length < s.consumed || (s.consumed > 0 && events[0] !== s.head)) {
-    s = { data: new RunData(), consumed: 0, head: undefined };
-    state.current = s;
-  }
-  if (events.length > s.consumed) {
-    s.data.append(events.slice(s.consumed));
-    s.consumed = events.length;
-    s.head = events[0];
-  }
-  return s.data;
+  return events ? runDataFor(events) : null;
 }
