@@ -5,15 +5,20 @@
 //
 // Everything the kernel needs lives inside this closure, and it listens with addEventListener: the
 // global scope belongs to the cells, which may well name a variable `format`, `calls` or `onmessage`.
+//
+// Output belongs to the cell whose code produced it, also after that cell has finished: every task
+// the kernel starts (a cell, a timer, the answer to a lab call) first makes its owner the current
+// cell, and the promise reactions that task triggers run before the next task, under the same owner.
 'use strict';
 (() => {
   let currentCell = null;
   let nextCall = 1;
+  /** Pending lab calls: how to settle each, and the cell that made it. */
   const calls = new Map();
-  /** Characters of output one cell may send; past it the output is cut, once, with a notice. */
+  /** Characters of output one cell may send per run; past it the output is cut, once, with a notice. */
   const MAX_CELL_OUTPUT = 1_000_000;
-  let sent = 0;
-  let cut = false;
+  /** Output sent per cell since its last run; a cell's timers keep counting after it finishes. */
+  const sent = new Map();
 
   const post = (msg) => self.postMessage(msg);
 
@@ -60,14 +65,15 @@
 
   function stream(name) {
     return (...args) => {
-      if (cut) return;
+      const cellId = currentCell;
+      const used = sent.get(cellId) ?? 0;
+      if (used > MAX_CELL_OUTPUT) return;
       let out = args.map(format).join(' ') + '\n';
-      if (sent + out.length > MAX_CELL_OUTPUT) {
-        out = `${out.slice(0, Math.max(0, MAX_CELL_OUTPUT - sent))}\n[output cut at ${MAX_CELL_OUTPUT.toLocaleString('en')} characters]\n`;
-        cut = true;
-      }
-      sent += out.length;
-      post({ type: 'stream', cellId: currentCell, name, text: out });
+      if (used + out.length > MAX_CELL_OUTPUT) {
+        out = `${out.slice(0, Math.max(0, MAX_CELL_OUTPUT - used))}\n[output cut at ${MAX_CELL_OUTPUT.toLocaleString('en')} characters]\n`;
+        sent.set(cellId, MAX_CELL_OUTPUT + 1);
+      } else sent.set(cellId, used + out.length);
+      post({ type: 'stream', cellId, name, text: out });
     };
   }
 
@@ -75,8 +81,9 @@
 
   function call(method, args) {
     const id = nextCall++;
+    const owner = currentCell;
     return new Promise((resolve, reject) => {
-      calls.set(id, { resolve, reject });
+      calls.set(id, { resolve, reject, owner });
       post({ type: 'call', id, method, args });
     });
   }
@@ -96,6 +103,32 @@
     show: (kind, data) => post({ type: 'display', cellId: currentCell, kind: text(kind), data: JSON.parse(JSON.stringify(data ?? null)) }),
   });
 
+  /**
+   * A timer's callback runs as the cell that set it. What it throws is that cell's error output: left
+   * uncaught it would reach the page as a crash of whichever cell is running now.
+   */
+  function owned(callback, owner) {
+    return function (...args) {
+      currentCell = owner;
+      try {
+        return callback.apply(this, args);
+      } catch (e) {
+        post({ type: 'error', cellId: owner, background: true, ...errorOutput(e) });
+      }
+    };
+  }
+  for (const name of ['setTimeout', 'setInterval']) {
+    const original = self[name].bind(self);
+    self[name] = (callback, ...rest) => original(typeof callback === 'function' ? owned(callback, currentCell) : callback, ...rest);
+  }
+
+  // A promise a cell let go of that rejects with nobody listening: the error of the cell whose task
+  // rejected it (the cell's own awaited promise is handled by the run below).
+  self.addEventListener('unhandledrejection', (event) => {
+    event.preventDefault();
+    post({ type: 'error', cellId: currentCell, background: true, ...errorOutput(event.reason) });
+  });
+
   /** What the page shows for a thrown value: always strings, whatever was thrown (an object whose message is an object, say). */
   function errorOutput(e) {
     const isObject = e !== null && typeof e === 'object';
@@ -111,14 +144,14 @@
       const c = calls.get(msg.id);
       if (!c) return;
       calls.delete(msg.id);
+      currentCell = c.owner;
       if (msg.error) c.reject(new Error(msg.error));
       else c.resolve(msg.value);
       return;
     }
     if (msg.type !== 'run') return;
     currentCell = msg.cellId;
-    sent = 0;
-    cut = false;
+    sent.delete(msg.cellId);
     const url = URL.createObjectURL(new Blob([msg.script], { type: 'application/javascript' }));
     try {
       importScripts(url);

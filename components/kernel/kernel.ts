@@ -31,7 +31,7 @@ type WorkerMessage =
   | { type: 'ready' }
   | { type: 'stream'; cellId: string; name: 'stdout' | 'stderr'; text: string }
   | { type: 'display'; cellId: string; kind: string; data: unknown }
-  | { type: 'error'; cellId: string; ename: string; evalue: string; traceback: string[] }
+  | { type: 'error'; cellId: string; ename: string; evalue: string; traceback: string[]; background?: boolean }
   | { type: 'done'; cellId: string }
   | { type: 'call'; id: number; method: string; args: unknown[] };
 
@@ -45,6 +45,11 @@ export class Kernel {
   private queue: Job[] = [];
   private current: Job | null = null;
   onState: (state: 'idle' | 'busy' | 'restarting') => void = () => {};
+  /**
+   * Output of a cell that is not the one running: its timers and promises, after it finished. It
+   * belongs to that cell, as the output of a cell's background thread does in Jupyter.
+   */
+  onBackgroundOutput: (cellId: string, output: KernelOutput) => void = () => {};
 
   constructor(private readonly host: KernelHost) {}
 
@@ -130,13 +135,19 @@ export class Kernel {
       case 'error':
       case 'done': {
         const job = this.current;
-        if (!job || job.cellId !== m.cellId) return;
-        if (m.type === 'stream') job.onOutput({ type: 'stream', name: m.name, text: m.text });
-        else if (m.type === 'display') job.onOutput({ type: 'display', kind: m.kind, data: m.data });
-        else if (m.type === 'error') {
-          job.onOutput({ type: 'error', ename: m.ename, evalue: m.evalue, traceback: m.traceback });
-          this.finish(job, 'error');
-        } else this.finish(job, 'ok');
+        const running = job !== null && job.cellId === m.cellId;
+        if (m.type === 'done') {
+          if (running) this.finish(job, 'ok');
+          return;
+        }
+        const output: KernelOutput =
+          m.type === 'stream' ? { type: 'stream', name: m.name, text: m.text }
+          : m.type === 'display' ? { type: 'display', kind: m.kind, data: m.data }
+          : { type: 'error', ename: m.ename, evalue: m.evalue, traceback: m.traceback };
+        if (running) job.onOutput(output);
+        else this.onBackgroundOutput(m.cellId, output);
+        // A timer's uncaught error is output; only the cell's own code ends its run.
+        if (running && m.type === 'error' && !m.background) this.finish(job, 'error');
         return;
       }
       default: {

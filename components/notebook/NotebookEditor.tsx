@@ -163,6 +163,16 @@ export default function NotebookEditor({ path }: { path: string }) {
   const setOutputs = (id: string, f: (o: readonly CellOutput[]) => CellOutput[], extra: Partial<Cell> = {}) =>
     change((cells) => updateCell(cells, id, (c) => ({ ...c, ...extra, outputs: f(c.outputs) })));
 
+  /** Adds a code cell's output; consecutive writes to one stream join into one output, as Jupyter shows them. */
+  const appendOutput = (id: string, o: KernelOutput) => {
+    const out: CellOutput = o.type === 'stream' ? o : o.type === 'display' ? { type: 'display', kind: o.kind, data: o.data } : o;
+    setOutputs(id, (prev) => {
+      const last = prev[prev.length - 1];
+      if (out.type === 'stream' && last?.type === 'stream' && last.name === out.name) return [...prev.slice(0, -1), { ...last, text: last.text + out.text }];
+      return [...prev, out];
+    });
+  };
+
   /** Runs of each cell not yet ended. */
   const pendingRuns = useRef(new Map<string, number>());
   /** Runs started by code cells (lab.generate) and not finished: Interrupt cancels them. */
@@ -271,18 +281,11 @@ export default function NotebookEditor({ path }: { path: string }) {
     // code
     kernel.current ??= Object.assign(new Kernel(kernelHost), {});
     kernel.current.onState = setKernelState;
+    kernel.current.onBackgroundOutput = appendOutput;
     // Outputs are cleared when this run starts, not when it is queued, so a run queued behind an
     // earlier run of the same cell does not interleave with that run's output.
     const start = () => setOutputs(cell.id, () => [], { executionCount: count, stale: false });
-    const onOutput = (o: KernelOutput) => {
-      const out: CellOutput = o.type === 'stream' ? o : o.type === 'display' ? { type: 'display', kind: o.kind, data: o.data } : o;
-      setOutputs(cell.id, (prev) => {
-        const last = prev[prev.length - 1];
-        // Consecutive writes to one stream join into one output, as Jupyter shows them.
-        if (out.type === 'stream' && last?.type === 'stream' && last.name === out.name) return [...prev.slice(0, -1), { ...last, text: last.text + out.text }];
-        return [...prev, out];
-      });
-    };
+    const onOutput = (o: KernelOutput) => appendOutput(cell.id, o);
     const outcome = await kernel.current.run(cell.id, cell.source, onOutput, start);
     if (outcome === 'interrupted') onOutput({ type: 'error', ename: 'Interrupted', evalue: 'the kernel was stopped and restarted; its variables are gone', traceback: [] });
     finish();
@@ -291,11 +294,6 @@ export default function NotebookEditor({ path }: { path: string }) {
     return outcome === 'ok';
   }, [kernelHost, runs]);
 
-  const stopCell = (cell: Cell) => {
-    const runId = cellRuns.current.get(cell.id);
-    if (runId) client.current?.cancel(runId);
-    else if (cell.kind === 'code') kernel.current?.interrupt();
-  };
 
   const runAndMove = useCallback(async (index: number, how: 'shift' | 'ctrl' | 'alt', sourceNow?: string) => {
     const cur = nbRef.current;
@@ -321,6 +319,14 @@ export default function NotebookEditor({ path }: { path: string }) {
     kernel.current?.[how]();
     for (const id of codeRuns.current) client.current?.cancel(id);
     codeRuns.current.clear();
+  };
+
+  // A code cell's Stop is the toolbar's Interrupt: the kernel is one worker, so stopping the cell
+  // stops the kernel, and with it the generations the cell was waiting for.
+  const stopCell = (cell: Cell) => {
+    const runId = cellRuns.current.get(cell.id);
+    if (runId) client.current?.cancel(runId);
+    else if (cell.kind === 'code') stopKernel('interrupt');
   };
 
   // As in Jupyter, Run all stops at a cell that fails or is interrupted.

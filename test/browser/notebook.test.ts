@@ -324,27 +324,58 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
-  it("interrupting a cell cancels the generation it was waiting for", async () => {
+  it("a cell's timers and promises write to that cell after it finished, and their errors do not end the cell that is running", async () => {
+    const code = (id: string, source: string) => ({ id, cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
+    const { fresh, freshLog } = await pageWithNotebook('background.moenb', [
+      code('b1', [
+        "const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));",
+        "setTimeout(() => console.log('late from one'), 300);",
+        "void (async () => { await sleep(600); console.log('after await in one'); })();",
+        "setTimeout(() => { throw new Error('boom later'); }, 900);",
+        "console.log('one ends');",
+      ].join('\n')),
+      code('b2', "await sleep(2000);\nconsole.log('two ends');"),
+      code('b3', "console.log('three runs');"),
+    ]);
+    await fresh.goto(`${app.url}/notebook?path=background.moenb`);
+    const freshCells = fresh.locator('[data-testid="cell"]');
+    await freshCells.nth(2).waitFor();
+    await fresh.getByLabel('run all').click();
+    await freshCells.nth(2).locator('[data-testid="cell-output"]', { hasText: 'three runs' }).waitFor({ timeout: 30_000 });
+    const out = async (i: number) => (await freshCells.nth(i).locator('[data-testid="cell-output"]').allInnerTexts()).join('\n');
+    const one = await out(0);
+    assert.match(one, /one ends[\s\S]*late from one[\s\S]*after await in one/);
+    assert.match(one, /boom later/);
+    assert.equal((await out(1)).trim(), 'two ends', 'the running cell got none of the first cell\'s output');
+    assert.equal(await freshCells.nth(1).locator('.cell-count').innerText(), '[2]');
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
+  it("interrupting a cell, from the toolbar or its own stop button, cancels the generation it was waiting for", async () => {
     const cell = { id: 'g1', cell_type: 'code', source: "await lab.generate({ model: 'slow-random', promptIds: [1, 2, 3], maxNewTokens: 1000, ignoreEos: true });", execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } };
     const { fresh, freshLog } = await pageWithNotebook('interrupt-generate.moenb', [cell]);
     await fresh.goto(`${app.url}/notebook?path=interrupt-generate.moenb`);
     await fresh.locator('[data-testid="cell"]').first().waitFor();
     const runsNow = async () => ((await (await fresh.request.get(`${app.url}/api/runs`)).json()) as { runs: { id: string; status: string; modelId: string }[] }).runs;
-    const before = new Set((await runsNow()).map((r) => r.id));
-    await fresh.getByLabel('run all').click();
-    let started: { id: string; status: string } | undefined;
-    for (let i = 0; i < 100 && !started; i++) {
-      started = (await runsNow()).find((r) => !before.has(r.id) && r.status === 'running');
-      if (!started) await fresh.waitForTimeout(100);
+    for (const stop of ['interrupt', 'stop cell']) {
+      const before = new Set((await runsNow()).map((r) => r.id));
+      await fresh.getByLabel('run all').click();
+      let started: { id: string; status: string } | undefined;
+      for (let i = 0; i < 100 && !started; i++) {
+        started = (await runsNow()).find((r) => !before.has(r.id) && r.status === 'running');
+        if (!started) await fresh.waitForTimeout(100);
+      }
+      assert.ok(started, `the cell started a generation (${stop})`);
+      await fresh.getByLabel(stop).click();
+      let status = '';
+      for (let i = 0; i < 100 && status !== 'cancelled'; i++) {
+        status = (await runsNow()).find((r) => r.id === started!.id)?.status ?? '';
+        if (status !== 'cancelled') await fresh.waitForTimeout(100);
+      }
+      assert.equal(status, 'cancelled', stop);
+      await fresh.locator('.cell-count', { hasText: '[*]' }).waitFor({ state: 'detached' });
     }
-    assert.ok(started, 'the cell started a generation');
-    await fresh.getByLabel('interrupt').click();
-    let status = '';
-    for (let i = 0; i < 100 && status !== 'cancelled'; i++) {
-      status = (await runsNow()).find((r) => r.id === started!.id)?.status ?? '';
-      if (status !== 'cancelled') await fresh.waitForTimeout(100);
-    }
-    assert.equal(status, 'cancelled');
     assert.deepEqual(pageErrors(freshLog), []);
     await fresh.close();
   });
