@@ -17,19 +17,50 @@ const expertRef = z.object({
   expert: z.number().int().nonnegative(),
 });
 
+/**
+ * The numeric generate parameters' ranges, in one place: the schemas below are built from them, and
+ * the notebook checks a prompt cell's fields against them to name the field that is out of range.
+ */
+export interface NumberRange {
+  readonly int?: boolean;
+  readonly min: number;
+  readonly max?: number;
+  /** `min` itself is outside the range. */
+  readonly minExclusive?: boolean;
+}
+export const PARAM_RANGES = {
+  maxNewTokens: { int: true, min: 0 },
+  temperature: { min: 0, max: 100 },
+  topP: { min: 0, max: 1, minExclusive: true },
+  topKSampling: { int: true, min: 0 },
+  seed: { int: true, min: 0, max: 2 ** 32 - 1 },
+  expertsPerToken: { int: true, min: 1 },
+} as const satisfies Record<string, NumberRange>;
+
+function numberIn(range: NumberRange): z.ZodNumber {
+  let n = range.int ? z.number().int() : z.number();
+  n = range.minExclusive ? n.gt(range.min) : n.min(range.min);
+  return range.max === undefined ? n : n.max(range.max);
+}
+
+export function inRange(v: number, range: NumberRange): boolean {
+  const { int = false, min, max, minExclusive = false } = range;
+  return Number.isFinite(v) && (!int || Number.isInteger(v)) && (minExclusive ? v > min : v >= min) && (max === undefined || v <= max);
+}
+
 export const interventionsSchema = z
   .object({
     ban: z.array(expertRef).max(4096).optional(),
     force: z.array(expertRef).max(4096).optional(),
-    topK: z.number().int().positive().optional(),
+    topK: numberIn(PARAM_RANGES.expertsPerToken).optional(),
   })
   .strict();
 
 export const samplingSchema = z
   .object({
-    temperature: z.number().min(0).max(100).optional(),
-    topK: z.number().int().nonnegative().optional(),
-    topP: z.number().gt(0).max(1).optional(),
+    temperature: numberIn(PARAM_RANGES.temperature).optional(),
+    topK: numberIn(PARAM_RANGES.topKSampling).optional(),
+    topP: numberIn(PARAM_RANGES.topP).optional(),
   })
   .strict();
 
@@ -64,9 +95,9 @@ export const generateParamsSchema = z
     model: z.string().max(256),
     prompt: z.string().max(1_000_000).optional(),
     promptIds: z.array(z.number().int().nonnegative()).max(1_000_000).optional(),
-    maxNewTokens: z.number().int().nonnegative().optional(),
+    maxNewTokens: numberIn(PARAM_RANGES.maxNewTokens).optional(),
     sampling: samplingSchema.optional(),
-    seed: z.number().int().nonnegative().max(2 ** 32 - 1).optional(),
+    seed: numberIn(PARAM_RANGES.seed).optional(),
     stop: z.array(z.string().min(1).max(256)).max(16).optional(),
     /** Keep generating through end-of-sequence tokens (fixed-length runs for traces and benchmarks). */
     ignoreEos: z.boolean().optional(),

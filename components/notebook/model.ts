@@ -3,7 +3,7 @@
  * editor-only state (stale marks). Pure functions over plain data; the file format lives in
  * ./format and is converted at load and save.
  */
-import type { RunEvent } from '../../server/protocol';
+import { inRange, PARAM_RANGES, type NumberRange, type RunEvent } from '../../server/protocol';
 import type { Output as FileOutput, JsonObject, RunSummary } from './format';
 import { newCellId as newFormatCellId } from './format/new';
 
@@ -195,13 +195,11 @@ export function parseExpertList(spec: string): { layer: number | 'all'; expert: 
 
 /**
  * Throws a message naming the cell's field when a number is outside what the server accepts (the
- * ranges of server/protocol.ts), so the cell says "top-p must be …" rather than a schema path.
+ * ranges of server/protocol.ts, PARAM_RANGES), so the cell says "top-p must be …" rather than a schema path.
  */
-function checkNumber(label: string, v: number | undefined, range: { int?: boolean; min: number; max?: number; minExclusive?: boolean }): void {
-  if (v === undefined) return;
+function checkNumber(label: string, v: number | undefined, range: NumberRange): void {
+  if (v === undefined || inRange(v, range)) return;
   const { int = false, min, max, minExclusive = false } = range;
-  const ok = Number.isFinite(v) && (!int || Number.isInteger(v)) && (minExclusive ? v > min : v >= min) && (max === undefined || v <= max);
-  if (ok) return;
   const kind = int ? 'a whole number' : 'a number';
   const span = max === undefined ? `of at least ${min}` : minExclusive ? `above ${min} and at most ${max}` : `from ${min} to ${max}`;
   throw new Error(`${label} must be ${kind} ${span}, got ${v}`);
@@ -215,12 +213,12 @@ export function promptParams(cell: Cell, notebookModel: string | null = null): R
   const p = cell.prompt ?? defaultPrompt(null);
   const model = p.model || notebookModel;
   if (!model) throw new Error("choose a model: this cell uses the notebook's model, and the notebook has none");
-  checkNumber('max tokens', p.maxNewTokens, { int: true, min: 0 });
-  checkNumber('temperature', p.temperature, { min: 0, max: 100 });
-  checkNumber('top-p', p.topP, { min: 0, max: 1, minExclusive: true });
-  checkNumber('top-k', p.topKSampling, { int: true, min: 0 });
-  checkNumber('seed', p.seed, { int: true, min: 0, max: 2 ** 32 - 1 });
-  checkNumber('experts/token', p.expertsPerToken, { int: true, min: 1 });
+  checkNumber('max tokens', p.maxNewTokens, PARAM_RANGES.maxNewTokens);
+  checkNumber('temperature', p.temperature, PARAM_RANGES.temperature);
+  checkNumber('top-p', p.topP, PARAM_RANGES.topP);
+  checkNumber('top-k', p.topKSampling, PARAM_RANGES.topKSampling);
+  checkNumber('seed', p.seed, PARAM_RANGES.seed);
+  checkNumber('experts/token', p.expertsPerToken, PARAM_RANGES.expertsPerToken);
   const ban = parseExpertList(p.ban);
   const force = parseExpertList(p.force);
   const sampling = {
