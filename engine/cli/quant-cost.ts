@@ -21,10 +21,10 @@ export const QUANT_COST_USAGE = `moe-lab quant-cost [DIR] [--quant int8|int4]...
   Measures what quantized weights cost on DIR (default: the built-in model): float32 decodes
   N greedy tokens (default 16) after each prompt, the quantized model is fed the same tokens, and
   the report gives top-k expert agreement (overall with a 95 % interval over prompts, and per MoE
-  layer), greedy tokens kept, and max and RMS logit error. Prompts: FILE.jsonl as for moe-lab
-  trace ({"prompt": …} or {"prompt_ids": […]}); by default a few sample texts, or seeded random
-  tokens when DIR has no tokenizer. Without --quant both int8 and int4 are measured. --json prints
-  one object per mode.`;
+  layer), the share of whole top-k sets equal, greedy tokens kept, and max and RMS logit error.
+  Prompts: FILE.jsonl as for moe-lab trace ({"prompt": …} or {"prompt_ids": […]}); by default a few
+  sample texts, or seeded random tokens when DIR has no tokenizer. Without --quant both int8 and
+  int4 are measured. --json prints one object per mode.`;
 
 /** Short texts of different kinds, so routing sees prose, code, numbers and lists. */
 const SAMPLE_TEXTS = [
@@ -60,7 +60,7 @@ export function formatQuantCost(mode: QuantMode, r: QuantCost): string {
   return (
     `${mode}: top-k agreement ${pct(r.agreement)} of ${r.choices} choices` +
     ` (95 % interval over prompts ${pct(r.agreementInterval[0])} – ${pct(r.agreementInterval[1])};` +
-    ` per MoE layer: ${r.layerAgreement.map(pct).join(', ')})\n` +
+    ` per MoE layer: ${r.layerAgreement.map(pct).join(', ')}); whole top-k sets equal ${pct(r.setAgreement)}\n` +
     `${mode}: greedy tokens kept ${r.tokensKept}/${r.tokens}` +
     (r.tokensKept < r.tokens ? ` (largest float32 top-1 margin among those changed: ${r.worstLostMargin.toFixed(3)})` : '') +
     `; logit error max ${r.maxLogitError.toFixed(3)}, RMS ${r.rmsLogitError.toFixed(4)}\n`

@@ -3,7 +3,8 @@
  * Float32 decodes greedily after each prompt and the quantized model is fed the same tokens
  * (teacher forcing), so a routing difference early on does not make every later comparison moot.
  *
- * Agreement counts expert ids equal as sets per (MoE layer, position), prompt positions included.
+ * Agreement is the share of the quantized model's k expert choices per (MoE layer, position) that
+ * float32 also made there, in any order; prompt positions are included.
  * A greedy token "is kept" when the quantized argmax equals float32's; where float32's own top two
  * logits are nearly tied no lossy format can promise that, so the largest float32 margin among the
  * tokens that changed is reported with the count.
@@ -23,6 +24,8 @@ export interface QuantCost {
   /** 95 % interval for `agreement`, resampling prompts (see `groupRatioInterval`). */
   readonly agreementInterval: readonly [number, number];
   readonly choices: number;
+  /** Stricter: the share of (MoE layer, position) pairs whose whole top-k set equals float32's. */
+  readonly setAgreement: number;
   /** The same per MoE layer, in the order of `config.moeLayers`. */
   readonly layerAgreement: readonly number[];
   readonly tokensKept: number;
@@ -82,6 +85,8 @@ export async function measureQuantCost(ref: ModelRunner, quant: ModelRunner, pro
   const total = new Float64Array(moeLayers);
   const promptAgree = new Float64Array(prompts.length);
   const promptTotal = new Float64Array(prompts.length);
+  let setsEqual = 0;
+  let sets = 0;
   let tokensKept = 0;
   let tokens = 0;
   let worstLostMargin = 0;
@@ -103,11 +108,12 @@ export async function measureQuantCost(ref: ModelRunner, quant: ModelRunner, pro
       for (let row = 0; row < moeLayers * T; row++) {
         const layer = Math.floor(row / T);
         const want = new Set(a.routing.ids.subarray(row * k, (row + 1) * k));
-        for (const e of b.routing.ids.subarray(row * k, (row + 1) * k)) {
-          if (!want.has(e)) continue;
-          agree[layer]!++;
-          promptAgree[p]!++;
-        }
+        let same = 0;
+        for (const e of b.routing.ids.subarray(row * k, (row + 1) * k)) if (want.has(e)) same++;
+        agree[layer]! += same;
+        promptAgree[p]! += same;
+        if (same === k) setsEqual++;
+        sets++;
         total[layer]! += k;
         promptTotal[p]! += k;
       }
@@ -129,6 +135,7 @@ export async function measureQuantCost(ref: ModelRunner, quant: ModelRunner, pro
     agreement: sum(agree) / sum(total),
     agreementInterval: groupRatioInterval(promptAgree, promptTotal, seededRandom(1)),
     choices: sum(total),
+    setAgreement: setsEqual / sets,
     layerAgreement: Array.from(agree, (v, l) => v / total[l]!),
     tokensKept,
     tokens,

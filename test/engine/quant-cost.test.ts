@@ -32,6 +32,7 @@ describe('quantization cost against float32', () => {
   it('finds no difference between two float32 sessions of the same checkpoint', async () => {
     const r = await measureQuantCost(await load('none'), await load('none'), prompts(), 4);
     assert.equal(r.agreement, 1);
+    assert.equal(r.setAgreement, 1);
     assert.deepEqual(r.agreementInterval, [1, 1]);
     assert.deepEqual(r.layerAgreement, [1, 1, 1]);
     assert.equal(r.tokensKept, r.tokens);
@@ -51,6 +52,8 @@ describe('quantization cost against float32', () => {
     assert.ok(r.maxLogitError > 0, 'int8 weights change the logits');
     assert.ok(r.rmsLogitError > 0 && r.rmsLogitError <= r.maxLogitError);
     assert.ok(r.agreement > 0.8 && r.agreement <= 1, `agreement ${r.agreement}`);
+    // A set that differs loses at least one of its k = 2 choices and at most both.
+    assert.ok(r.setAgreement <= r.agreement && r.setAgreement >= 1 - 2 * (1 - r.agreement), `sets ${r.setAgreement} against choices ${r.agreement}`);
     const [lo, hi] = r.agreementInterval;
     assert.ok(lo <= r.agreement && r.agreement <= hi && hi <= 1, `interval ${lo}–${hi} around ${r.agreement}`);
   });
@@ -96,7 +99,7 @@ describe('moe-lab quant-cost', () => {
     const text = out.text();
     assert.deepEqual([...results.keys()], ['int8', 'int4']);
     for (const [mode, r] of results) {
-      assert.match(text, new RegExp(`^${mode}: top-k agreement ${(100 * r.agreement).toFixed(2)} % of ${r.choices} choices \\(95 % interval over prompts [\\d.]+ % – [\\d.]+ %; per MoE layer: [\\d., %]+\\)$`, 'm'));
+      assert.match(text, new RegExp(`^${mode}: top-k agreement ${(100 * r.agreement).toFixed(2)} % of ${r.choices} choices \\(95 % interval over prompts [\\d.]+ % – [\\d.]+ %; per MoE layer: [\\d., %]+\\); whole top-k sets equal ${(100 * r.setAgreement).toFixed(2)} %$`, 'm'));
       assert.match(text, new RegExp(`^${mode}: greedy tokens kept ${r.tokensKept}/8`, 'm'));
       assert.match(text, new RegExp(`^${mode}: weights in memory \\d+\\.\\d % of float32$`, 'm'));
     }
