@@ -3,9 +3,15 @@
  * greets, and streams runs. Every run keeps the next seq it expects, so after a reconnect it
  * resubscribes from exactly there.
  */
-import type { ModelSummary, RunEvent, ServerMessage } from '../server/protocol';
+import { parseServerMessage, PROTOCOL_VERSION, type ModelSummary, type RunEvent, type ServerMessage } from '../server/protocol';
 
-export const PROTOCOL_VERSION = 1;
+/** Codes of the errors the client itself raises, next to the server's PROTO_* codes. */
+export const ClientErrorCode = {
+  /** The connection closed before the server answered the request. */
+  DISCONNECTED: 'CLIENT_DISCONNECTED',
+  /** The server sent a message this client cannot read (another version of the app, say). */
+  BAD_MESSAGE: 'CLIENT_BAD_MESSAGE',
+} as const;
 
 export interface RunHandlers {
   onEvents(events: RunEvent[], from: number): void;
@@ -31,10 +37,19 @@ export class LabClient {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
+      let greeted = false;
       ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, client: 'moe-lab-web' }));
       ws.onmessage = (e) => {
-        const m = JSON.parse(String(e.data)) as ServerMessage;
+        const parsed = parseServerMessage(String(e.data));
+        if (!parsed.ok) {
+          this.unreadable(parsed);
+          // A greeting we cannot read is a server we cannot talk to: close (and retry later).
+          if (!greeted) ws.close(4002, ClientErrorCode.BAD_MESSAGE);
+          return;
+        }
+        const m = parsed.msg;
         if (m.type === 'hello') {
+          greeted = true;
           this.models = m.models;
           this.retries = 0;
           this.onStatus('open');
@@ -51,12 +66,30 @@ export class LabClient {
         reject(new Error('connection closed'));
         // A request sent on this socket gets no answer now; its caller must not wait forever. (A
         // generate the server accepted still runs there; the run store has it.)
-        for (const answer of this.pending.values()) answer({ type: 'error', id: null, runId: null, code: 'CLIENT_DISCONNECTED', message: 'the connection closed before the server answered' });
+        for (const answer of this.pending.values()) answer({ type: 'error', id: null, runId: null, code: ClientErrorCode.DISCONNECTED, message: 'the connection closed before the server answered' });
         this.pending.clear();
         // Reconnect with backoff; unfinished runs resume where they stopped (see the hello handler).
         if (!this.closing) setTimeout(() => void this.connect().catch(() => {}), Math.min(5000, 250 * 2 ** this.retries++));
       };
     });
+  }
+
+  /**
+   * A message that does not parse fails the request or run it names (they would otherwise wait for
+   * good); one that names neither is only logged.
+   */
+  private unreadable(bad: { id: string | null; runId: string | null; message: string }): void {
+    console.error(`${ClientErrorCode.BAD_MESSAGE}: ${bad.message}`);
+    const run = bad.runId ? this.runs.get(bad.runId) : undefined;
+    if (run && !run.done) {
+      run.done = true;
+      run.handlers.onError?.(ClientErrorCode.BAD_MESSAGE, bad.message);
+    }
+    const answer = bad.id ? this.pending.get(bad.id) : undefined;
+    if (answer) {
+      this.pending.delete(bad.id!);
+      answer({ type: 'error', id: bad.id, runId: bad.runId, code: ClientErrorCode.BAD_MESSAGE, message: bad.message });
+    }
   }
 
   private dispatch(m: ServerMessage): void {

@@ -4,8 +4,8 @@
  * still going.
  */
 import { useSyncExternalStore } from 'react';
-import type { RunEvent } from '../server/protocol';
-import type { LabClient } from './lab-client';
+import { runDetailSchema, type RunEvent } from '../server/protocol';
+import { ClientErrorCode, type LabClient } from './lab-client';
 
 export interface RunState {
   readonly events: RunEvent[];
@@ -61,7 +61,12 @@ export class RunCache {
     try {
       const res = await fetch(`/api/runs/${encodeURIComponent(runId)}`);
       if (!res.ok) return this.set(runId, { events: [], version: 1, status: 'missing' });
-      const body = (await res.json()) as { run: { status: string }; events: RunEvent[] };
+      const parsed = runDetailSchema.safeParse(await res.json().catch(() => undefined));
+      if (!parsed.success) {
+        console.error(`${ClientErrorCode.BAD_MESSAGE}: /api/runs/${runId}: ${parsed.error.issues[0]?.message}`);
+        return this.set(runId, { events: [], version: 1, status: 'failed' });
+      }
+      const body = parsed.data;
       const live = body.run.status === 'running' || body.run.status === 'queued';
       this.set(runId, { events: body.events, version: 1, status: live ? 'streaming' : body.run.status === 'failed' ? 'failed' : 'done' });
       if (live && client) client.attach(runId, body.events.length, { onEvents: (evs) => this.append(runId, evs) });

@@ -194,6 +194,60 @@ export type RunEvent =
     }
   | { readonly t: 'error'; readonly code: string; readonly message: string };
 
+/**
+ * What a client (or a reader of stored events) accepts as a run event. Typed against RunEvent, so the
+ * two cannot drift apart; objects are loose (a newer server's extra fields pass through) and every
+ * field the type names is checked.
+ */
+const phaseSchema = z.enum(['prefill', 'decode']);
+const numbers = z.array(z.number());
+export const runEventSchema: z.ZodType<RunEvent> = z.discriminatedUnion('t', [
+  z.looseObject({
+    t: z.literal('started'),
+    model: z.string(),
+    modelHash: z.string(),
+    promptTokens: z.number(),
+    maxNewTokens: z.number(),
+    moeLayers: numbers,
+    numExperts: z.number(),
+    topK: z.number(),
+    seed: z.number(),
+  }),
+  z.looseObject({
+    t: z.literal('token'),
+    index: z.number(),
+    id: z.number(),
+    text: z.string().nullable(),
+    delta: z.string().nullable(),
+    phase: phaseSchema,
+    logprob: z.number().nullable(),
+    top: z.array(z.tuple([z.number(), z.number()])),
+  }),
+  z.looseObject({
+    t: z.literal('routing'),
+    index: z.number(),
+    phase: phaseSchema,
+    ids: numbers,
+    w: numbers,
+    h: numbers,
+    p: numbers.optional(),
+    ub: numbers.optional(),
+  }),
+  z.looseObject({ t: z.literal('timing'), phase: phaseSchema, tokens: z.number(), ms: z.number(), ttftMs: z.number().optional() }),
+  z.looseObject({
+    t: z.literal('done'),
+    reason: z.enum(['eos', 'stop', 'length', 'cancelled']),
+    promptTokens: z.number(),
+    generatedTokens: z.number(),
+    text: z.string().nullable(),
+    ttftMs: z.number().nullable(),
+    totalMs: z.number(),
+    prefillTokensPerSecond: z.number().nullable(),
+    decodeTokensPerSecond: z.number().nullable(),
+  }),
+  z.looseObject({ t: z.literal('error'), code: z.string(), message: z.string() }),
+]);
+
 // ---- server → client -----------------------------------------------------------------------
 
 export interface Limits {
@@ -207,7 +261,18 @@ export interface Limits {
   readonly messagesPerSecond: number;
 }
 
-export type RunStatus = 'queued' | 'running' | 'done' | 'cancelled' | 'failed' | 'interrupted';
+export const runStatusSchema = z.enum(['queued', 'running', 'done', 'cancelled', 'failed', 'interrupted']);
+export type RunStatus = z.infer<typeof runStatusSchema>;
+
+const limitsSchema: z.ZodType<Limits> = z.looseObject({
+  maxQueue: z.number(),
+  maxActiveRunsPerConnection: z.number(),
+  maxConcurrentRuns: z.number(),
+  maxNewTokens: z.number(),
+  maxPromptTokens: z.number(),
+  maxPayloadBytes: z.number(),
+  messagesPerSecond: z.number(),
+});
 
 export type ServerMessage =
   | { readonly type: 'hello'; readonly protocol: number; readonly app: string; readonly models: ModelSummary[]; readonly limits: Limits }
@@ -217,6 +282,58 @@ export type ServerMessage =
   | { readonly type: 'run_events'; readonly runId: string; readonly from: number; readonly events: RunEvent[] }
   | { readonly type: 'subscribed'; readonly id: string | null; readonly runId: string; readonly status: RunStatus; readonly nextSeq: number }
   | { readonly type: 'error'; readonly id: string | null; readonly runId: string | null; readonly code: string; readonly message: string };
+
+export const serverMessageSchema: z.ZodType<ServerMessage> = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('hello'), protocol: z.number(), app: z.string(), models: z.array(modelSummarySchema), limits: limitsSchema }),
+  z.looseObject({ type: z.literal('models'), id: z.string(), models: z.array(modelSummarySchema) }),
+  z.looseObject({ type: z.literal('model_loaded'), id: z.string(), model: modelSummarySchema }),
+  z.looseObject({ type: z.literal('accepted'), id: z.string(), runId: z.string(), clientRunId: z.string().nullable(), queuePosition: z.number() }),
+  z.looseObject({ type: z.literal('run_events'), runId: z.string(), from: z.number(), events: z.array(runEventSchema) }),
+  z.looseObject({ type: z.literal('subscribed'), id: z.string().nullable(), runId: z.string(), status: runStatusSchema, nextSeq: z.number() }),
+  z.looseObject({ type: z.literal('error'), id: z.string().nullable(), runId: z.string().nullable(), code: z.string(), message: z.string() }),
+]);
+
+/**
+ * Parses one frame from the server; never throws. What does not parse (a server of another version,
+ * say) comes back with the request and run it names, when it names them, so the client can fail
+ * exactly those instead of waiting on them.
+ */
+export function parseServerMessage(text: string): { ok: true; msg: ServerMessage } | { ok: false; id: string | null; runId: string | null; message: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, id: null, runId: null, message: 'the server sent a frame that is not JSON' };
+  }
+  const r = serverMessageSchema.safeParse(raw);
+  if (r.success) return { ok: true, msg: r.data };
+  const field = (key: 'id' | 'runId') => {
+    const v = z.string().safeParse(typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)[key] : undefined);
+    return v.success ? v.data : null;
+  };
+  const issue = r.error.issues[0];
+  return {
+    ok: false,
+    id: field('id'),
+    runId: field('runId'),
+    message: `the server sent an invalid message: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+  };
+}
+
+// ---- REST responses (/api/…) ----------------------------------------------------------------
+
+/** Every /api error body. */
+export const apiErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+/** GET /api/runs/:id: the run's record (the fields a client reads) and all its events. */
+export const runDetailSchema = z.object({
+  run: z.looseObject({ id: z.string(), modelId: z.string(), status: runStatusSchema }),
+  events: z.array(runEventSchema),
+});
+
+/** A notebook file as the notebooks API lists it. */
+export const notebookEntrySchema = z.object({ path: z.string(), name: z.string(), size: z.number(), modified: z.string() });
+export type NotebookEntry = z.infer<typeof notebookEntrySchema>;
 
 /** Stable error codes sent to clients. Details stay in the server log. */
 export const ProtocolErrorCode = {

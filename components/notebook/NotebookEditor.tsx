@@ -10,7 +10,9 @@
  * Y code · P prompt · ↑/K ↓/J select · I I interrupt · Ctrl+S save.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import type { RunEvent } from '../../server/protocol';
+import { z } from 'zod';
+import { runDetailSchema, type RunEvent } from '../../server/protocol';
+import { apiJson } from '../api';
 import { Kernel, type KernelOutput } from '../kernel/kernel';
 import { LabClient, engineSocketUrl } from '../lab-client';
 import { RunCache } from '../runs';
@@ -48,12 +50,6 @@ function runForKernel(runId: string, model: string, events: RunEvent[]) {
 }
 
 /** A REST reply's JSON body; an error reply throws "CODE: message" (e.g. API_NOT_FOUND: no run x), as lab calls report errors. */
-async function apiJson(res: Response): Promise<unknown> {
-  const body = (await res.json().catch(() => null)) as { error?: { code?: unknown; message?: unknown } } | null;
-  if (res.ok) return body;
-  const err = body?.error;
-  throw new Error(typeof err?.code === 'string' ? `${err.code}: ${String(err.message ?? '')}` : `HTTP ${res.status}`);
-}
 
 export default function NotebookEditor({ path }: { path: string }) {
   const [nb, setNb] = useState<NotebookModel | null>(null);
@@ -185,13 +181,13 @@ export default function NotebookEditor({ path }: { path: string }) {
       case 'analyze': {
         const ids = (args[0] as string[]).join(',');
         const by = (args[1] as { by?: string } | undefined)?.by;
-        return apiJson(await fetch(`/api/analysis?runs=${encodeURIComponent(ids)}${by ? `&by=${encodeURIComponent(by)}` : ''}`));
+        return apiJson(await fetch(`/api/analysis?runs=${encodeURIComponent(ids)}${by ? `&by=${encodeURIComponent(by)}` : ''}`), z.unknown());
       }
       case 'runs':
-        return ((await apiJson(await fetch('/api/runs'))) as { runs: unknown[] }).runs;
+        return (await apiJson(await fetch('/api/runs'), z.object({ runs: z.array(z.unknown()) }))).runs;
       case 'run': {
         const id = String(args[0]);
-        const body = (await apiJson(await fetch(`/api/runs/${encodeURIComponent(id)}`))) as { run: { modelId: string }; events: RunEvent[] };
+        const body = await apiJson(await fetch(`/api/runs/${encodeURIComponent(id)}`), runDetailSchema);
         return runForKernel(id, body.run.modelId, body.events);
       }
       case 'generate': {

@@ -3,7 +3,9 @@
  * editor's model. Saves send the last known modification time, so a concurrent change elsewhere
  * is reported instead of overwritten.
  */
-import type { RunEvent } from '../../server/protocol';
+import { z } from 'zod';
+import { notebookEntrySchema, type NotebookEntry, type RunEvent } from '../../server/protocol';
+import { apiJson, apiOk } from '../api';
 import {
   exportHtml, MIME, newCodeCell, VIEW_KINDS, newNotebook, parseNotebook, serializeIpynb, serializeNotebook,
   type Cell as FileCell, type ExpertRef, type HtmlRunData, type Notebook, type Output,
@@ -12,12 +14,7 @@ import { parseExpertList, type Cell, type CellOutput, type NotebookModel, type P
 
 export const APP_VERSION = '0.1.0';
 
-export interface NotebookEntry {
-  readonly path: string;
-  readonly name: string;
-  readonly size: number;
-  readonly modified: string;
-}
+export type { NotebookEntry };
 
 export interface LoadedNotebook {
   readonly path: string;
@@ -30,51 +27,41 @@ export interface LoadedNotebook {
 
 const url = (path: string) => `/api/notebooks/${path.split('/').map(encodeURIComponent).join('/')}`;
 
-async function check(res: Response): Promise<Response> {
-  if (res.ok) return res;
-  let message = `${res.status}`;
-  try {
-    const body = (await res.json()) as { error?: { code: string; message: string } };
-    if (body.error) message = `${body.error.code}: ${body.error.message}`;
-  } catch {
-    // not JSON: keep the status
-  }
-  throw new Error(message);
-}
+const entryAnswer = z.object({ entry: notebookEntrySchema });
 
 export async function listNotebooks(): Promise<NotebookEntry[]> {
-  return ((await (await check(await fetch('/api/notebooks'))).json()) as { notebooks: NotebookEntry[] }).notebooks;
+  return (await apiJson(await fetch('/api/notebooks'), z.object({ notebooks: z.array(notebookEntrySchema) }))).notebooks;
 }
 
 export async function createNotebook(path: string, model: { id: string; hash: string | null } | null = null): Promise<void> {
   const nb = newNotebook({ appVersion: APP_VERSION, model, cells: [newCodeCell()] });
-  await check(await fetch(url(path), { method: 'POST', body: serializeNotebook(nb), headers: { 'Content-Type': 'application/json' } }));
+  await apiOk(await fetch(url(path), { method: 'POST', body: serializeNotebook(nb), headers: { 'Content-Type': 'application/json' } }));
 }
 
 export async function renameNotebook(from: string, to: string): Promise<void> {
-  await check(await fetch(url(from), { method: 'PATCH', body: JSON.stringify({ to }), headers: { 'Content-Type': 'application/json' } }));
+  await apiOk(await fetch(url(from), { method: 'PATCH', body: JSON.stringify({ to }), headers: { 'Content-Type': 'application/json' } }));
 }
 
 export async function deleteNotebook(path: string): Promise<void> {
-  await check(await fetch(url(path), { method: 'DELETE' }));
+  await apiOk(await fetch(url(path), { method: 'DELETE' }));
 }
 
 export async function loadNotebook(path: string): Promise<LoadedNotebook> {
-  const body = (await (await check(await fetch(url(path)))).json()) as { entry: NotebookEntry; content: string };
+  const body = await apiJson(await fetch(url(path)), entryAnswer.extend({ content: z.string() }));
   const { notebook, warnings } = parseNotebook(body.content);
   return { path, modified: body.entry.modified, file: notebook, model: fromFile(notebook), warnings: warnings.map((w) => w.message) };
 }
 
 export async function saveNotebook(loaded: LoadedNotebook, model: NotebookModel): Promise<LoadedNotebook> {
   const file = toFile(loaded.file, model);
-  const res = await check(
+  const { entry } = await apiJson(
     await fetch(url(loaded.path), {
       method: 'PUT',
       body: serializeNotebook(file),
       headers: { 'Content-Type': 'application/json', 'x-expected-modified': loaded.modified },
     }),
+    entryAnswer,
   );
-  const { entry } = (await res.json()) as { entry: NotebookEntry };
   return { ...loaded, modified: entry.modified, file, model };
 }
 

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
-import { LabClient } from '../../components/lab-client.ts';
+import WebSocket, { WebSocketServer } from 'ws';
+import { ClientErrorCode, LabClient } from '../../components/lab-client.ts';
 import type { ModelSummary, RunEvent } from '../../server/protocol.ts';
 import { labServer, smallModel } from '../helpers/lab-server.ts';
 
@@ -105,4 +105,81 @@ describe('the browser protocol client', () => {
       const stored = (await (await fetch(`${server.url}/api/runs/${runId}`, { headers: { Authorization: `Bearer ${server.token}` } })).json()) as { events: RunEvent[] };
       assert.equal(got.length, stored.events.length);
     }));
+
+  /**
+   * A server that speaks another dialect: `answer` decides what it sends for each message the
+   * client sends (after its own greeting, which `hello` replaces when given).
+   */
+  async function oddServer(answer: (msg: Record<string, unknown>) => unknown[], hello?: unknown): Promise<{ url: string; close(): Promise<void> }> {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const goodHello = { type: 'hello', protocol: 1, app: 'moe-lab', models: [], limits: { maxQueue: 1, maxActiveRunsPerConnection: 1, maxConcurrentRuns: 1, maxNewTokens: 1, maxPromptTokens: 1, maxPayloadBytes: 1, messagesPerSecond: 1 } };
+    wss.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const msg = JSON.parse(String(data)) as Record<string, unknown>;
+        const replies = msg['type'] === 'hello' ? [hello ?? goodHello] : answer(msg);
+        // One frame per task, as a browser delivers them (ws would hand several over in one tick).
+        replies.forEach((r, i) => setTimeout(() => ws.send(typeof r === 'string' ? r : JSON.stringify(r)), 20 * i));
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    return { url: `ws://127.0.0.1:${port}/ws`, close: () => new Promise((r) => wss.close(() => r())) };
+  }
+
+  it('a reply it cannot read fails the request that waits for it, with CLIENT_BAD_MESSAGE', async () => {
+    const server = await oddServer((m) => [{ type: 'accepted', id: m['id'], runId: 7, clientRunId: null, queuePosition: 'first' }]);
+    const c = new LabClient(server.url);
+    const logged = console.error;
+    console.error = () => {};
+    try {
+      await c.connect();
+      await assert.rejects(c.generate({ model: 'm' }, { onEvents: () => {} }), new RegExp(`^Error: ${ClientErrorCode.BAD_MESSAGE}: the server sent an invalid message: runId`));
+    } finally {
+      console.error = logged;
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('a run frame it cannot read ends that run with CLIENT_BAD_MESSAGE instead of a silent stall', async () => {
+    const server = await oddServer((m) =>
+      m['type'] === 'generate'
+        ? [
+            { type: 'accepted', id: m['id'], runId: 'r1', clientRunId: null, queuePosition: 0 },
+            { type: 'run_events', runId: 'r1', from: 0, events: [{ t: 'routing', index: 0, phase: 'prefill', ids: ['a'], w: [1], h: [0] }] },
+            'not json',
+          ]
+        : [],
+    );
+    const c = new LabClient(server.url);
+    const errors: string[] = [];
+    const logged = console.error;
+    console.error = () => {};
+    try {
+      await c.connect();
+      const got: RunEvent[] = [];
+      await c.generate({ model: 'm' }, { onEvents: (evs) => got.push(...evs), onError: (code, message) => errors.push(`${code}: ${message}`) });
+      await until(() => errors.length > 0);
+      assert.match(errors[0]!, /^CLIENT_BAD_MESSAGE: the server sent an invalid message: events\.0\.ids\.0/);
+      assert.deepEqual(got, [], 'nothing unparsed reached the views');
+    } finally {
+      console.error = logged;
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('a greeting it cannot read closes the connection rather than leaving it half open', async () => {
+    const server = await oddServer(() => [], { type: 'hello', protocol: 1 });
+    const c = new LabClient(server.url);
+    const logged = console.error;
+    console.error = () => {};
+    try {
+      await assert.rejects(c.connect(), /connection closed/);
+    } finally {
+      console.error = logged;
+      c.close();
+      await server.close();
+    }
+  });
 });
