@@ -103,10 +103,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const store = new RunStore(opts.dataDir);
   const interrupted = store.markInterrupted();
   if (interrupted > 0) log.info(`marked ${interrupted} run(s) from the previous process as interrupted`);
-  const models = new ModelRegistry(opts.modelDirs, {
-    ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
-    ...(opts.quant ? { quant: opts.quant } : {}),
-  });
+  const models = new ModelRegistry(
+    opts.modelDirs,
+    {
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+      ...(opts.quant ? { quant: opts.quant } : {}),
+    },
+    (id, warning) => log.warn(`model ${id}: ${warning}`),
+  );
   const runs = new RunManager(store, models, limits, log);
   const app = opts.appVersion ?? '0.1.0';
   const connections = new Set<Connection>();

@@ -17,7 +17,12 @@ interface Entry {
 export class ModelRegistry {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(dirs: readonly string[], private readonly options: RunnerOptions = {}) {
+  constructor(
+    dirs: readonly string[],
+    private readonly options: RunnerOptions = {},
+    /** Told each warning of a model as it loads (unused tensors, a shortened context). */
+    private readonly onWarning: (modelId: string, warning: string) => void = () => {},
+  ) {
     for (const d of dirs) {
       const dir = resolve(d);
       if (!this.entries.has(basename(dir))) this.entries.set(basename(dir), { dir, engine: null, info: null });
@@ -47,7 +52,10 @@ export class ModelRegistry {
     if (!e.engine) {
       e.engine = Engine.load(e.dir, this.options);
       e.engine.then(
-        (engine) => (e.info = engine.info),
+        (engine) => {
+          e.info = engine.info;
+          for (const w of engine.info.warnings) this.onWarning(id, w);
+        },
         () => (e.engine = null),
       );
     }

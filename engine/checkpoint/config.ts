@@ -63,6 +63,11 @@ export interface ModelConfig {
   readonly ropeScaling: RopeScaling;
   readonly maxPositions: number;
   readonly tieWordEmbeddings: boolean;
+  /**
+   * DeepSeek's multi-token-prediction modules (`num_nextn_predict_layers`), stored as layers
+   * numLayers … numLayers + mtpLayers − 1; used only for speculative decoding, never run here.
+   */
+  readonly mtpLayers: number;
   readonly attention: AttentionSpec;
   /** Granite's scalars (embeddings ×, each residual branch ×, logits ÷); 1 elsewhere. */
   readonly scaling: { readonly embedding: number; readonly residual: number; readonly logitDivisor: number };
@@ -166,6 +171,8 @@ const deepseekV3Schema = baseSchema.extend({
   v_head_dim: intPos,
   rope_interleave: z.boolean().default(true),
   attention_bias: z.boolean().default(false),
+  // Not in transformers' DeepseekV3Config; DeepSeek's own config.json has it (1 for V3 and R1).
+  num_nextn_predict_layers: z.number().int().nonnegative().default(0),
 });
 
 function parseWith<T>(schema: z.ZodType<T>, raw: unknown, modelType: string): T {
@@ -185,7 +192,20 @@ function eosList(v: number | number[] | null | undefined): number[] {
   return Array.isArray(v) ? v : [v];
 }
 
+/**
+ * Largest max_position_embeddings accepted: RoPE angles are position × frequency in float32 (as in
+ * HF), and past 2^24 consecutive positions round to the same float, so no context can be longer.
+ * Real checkpoints stay far below it (DeepSeek-V3 163,840; the longest published about 10M).
+ */
+export const MAX_POSITIONS_LIMIT = 2 ** 24;
+
 function checkCommon(c: z.infer<typeof baseSchema>, modelType: string): void {
+  if (c.max_position_embeddings > MAX_POSITIONS_LIMIT) {
+    throw badConfig(
+      modelType,
+      `max_position_embeddings ${c.max_position_embeddings} exceeds ${MAX_POSITIONS_LIMIT} (2^24), beyond which float32 RoPE cannot tell positions apart`,
+    );
+  }
   if (c.hidden_act !== 'silu') {
     throw badConfig(modelType, `hidden_act '${c.hidden_act}' is not supported (only silu)`);
   }
@@ -214,6 +234,7 @@ function common(c: z.infer<typeof baseSchema>) {
     ropeScaling: parseRopeScaling(c.rope_scaling, c.model_type, c.max_position_embeddings),
     maxPositions: c.max_position_embeddings,
     tieWordEmbeddings: c.tie_word_embeddings,
+    mtpLayers: 0,
     bosTokenId: c.bos_token_id ?? null,
     eosTokenIds: eosList(c.eos_token_id),
     scaling: { embedding: 1, residual: 1, logitDivisor: 1 },
@@ -398,6 +419,7 @@ function parseByModelType(raw: unknown): ModelConfig {
         },
         moeLayers: allLayers(c.num_hidden_layers).filter((i) => i >= c.first_k_dense_replace),
         denseIntermediate: c.intermediate_size,
+        mtpLayers: c.num_nextn_predict_layers,
       };
     }
     default:

@@ -1,8 +1,8 @@
 /**
  * config.json's `rope_scaling`: how a checkpoint stretches RoPE beyond its pretraining context.
  * DeepSeek-V3 ships YaRN (factor 40 over 4,096 positions), long-context Qwen3 and Mixtral
- * variants ship YaRN or linear scaling. Parsed here into the few numbers the RoPE tables and the
- * attention scale need (graph/layers.ts `ropeTables`, config.ts for DeepSeek's softmax scale).
+ * variants ship YaRN or linear scaling. Parsed here into the few numbers the RoPE angles and the
+ * attention scale need (graph/layers.ts `ropeCosSin`, config.ts for DeepSeek's softmax scale).
  *
  * `dynamic` NTK scaling changes the frequencies only once a sequence outgrows
  * max_position_embeddings, which the engine never lets happen, so it runs as plain RoPE.

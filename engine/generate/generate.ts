@@ -85,15 +85,15 @@ export async function* generate(runner: ModelRunner, req: GenerateRequest, opts:
   const ids = promptIds(runner, req);
   validateSampling(req);
   if (ids.length === 0) throw new EngineError(EngineErrorCode.BAD_PROMPT, 'the prompt is empty');
-  if (ids.length >= cfg.maxPositions) {
-    throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `the prompt has ${ids.length} tokens; the context holds ${cfg.maxPositions}`, {
+  if (ids.length >= runner.context) {
+    throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `the prompt has ${ids.length} tokens; it must be shorter than ${runner.describeContext()}`, {
       promptTokens: ids.length,
-      context: cfg.maxPositions,
+      context: runner.context,
     });
   }
   const { routeBias, topK } = resolveInterventions(cfg, req.interventions);
   // The last token needs a position of its own for its routing step.
-  const maxNew = Math.min(req.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, cfg.maxPositions - ids.length);
+  const maxNew = Math.min(req.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, runner.context - ids.length);
   const seed = req.seed ?? Math.floor(Math.random() * 2 ** 31);
   const random = seededRandom(seed);
   const eos = new Set(req.ignoreEos ? [] : runner.ckpt.eosTokenIds);

@@ -3,10 +3,11 @@
  * hash, the builder version and the graph variant (routing outputs, weight quantization). The
  * import streams: tensors are read one at a time (experts one expert at a time) and appended to
  * the external weights file, so it never holds the model in memory. A cache entry is a folder holding
- * `model.onnx` and `weights.bin` (external data), written to a temporary folder and renamed
- * into place, so a crash mid-build never leaves a half-written entry behind.
+ * `model.onnx`, `weights.bin` (external data) and the list of tensors the build did not read,
+ * written to a temporary folder and renamed into place, so a crash mid-build never leaves a
+ * half-written entry behind.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { checkpointHash, type Checkpoint } from '../checkpoint/checkpoint.ts';
@@ -14,7 +15,7 @@ import { GraphBuilder, WeightsWriter } from './builder.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { buildDecoderGraph, GRAPH_BUILDER_VERSION, type GraphOptions } from './model.ts';
 import { quantBits, type QuantMode } from './quant.ts';
-import type { WeightSource } from './weights.ts';
+import { trackReads, unusedTensors, type WeightSource } from './weights.ts';
 import { processAlive } from '../process-alive.ts';
 
 export function defaultCacheDir(): string {
@@ -29,7 +30,19 @@ export interface CompiledGraph {
   readonly weightBytes: number;
   /** True when this call built the graph (false: served from the cache). */
   readonly built: boolean;
+  /**
+   * Checkpoint tensors the model never read (layers beyond num_hidden_layers, modules the config
+   * does not have), less those transformers also drops silently (weights.ts `isIgnorableUnused`).
+   * Recorded with the cache entry: a graph served from the cache reports them as its build did.
+   */
+  readonly unusedTensors: readonly string[];
 }
+
+/**
+ * Next to model.onnx: every checkpoint tensor the build did not read, as a JSON array (the ignorable
+ * ones are filtered when it is read, so that rule can change without invalidating the cache).
+ */
+const UNREAD_FILE = 'unread-tensors.json';
 
 /** Where an import is: hashing the checkpoint's files, then converting its tensors. */
 export interface ImportProgress {
@@ -60,17 +73,24 @@ export async function compileGraph(ckpt: Checkpoint, opts: CompileOptions, cache
   const entry = graphEntry(hash, opts, cacheDir);
   const modelPath = join(entry, 'model.onnx');
   const weightsPath = join(entry, 'weights.bin');
-  if (existsSync(modelPath)) return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: false };
+  const unreadPath = join(entry, UNREAD_FILE);
+  if (existsSync(modelPath)) {
+    return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: false, unusedTensors: unusedTensors(ckpt.config, readUnread(unreadPath)) };
+  }
 
   removeAbandonedBuilds(entry);
   const tmp = `${entry}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
   let weights: WeightsWriter | null = null;
+  let unread: string[];
   try {
     weights = new WeightsWriter(join(tmp, 'weights.bin'), 'weights.bin');
     const b = new GraphBuilder(weights, quantBits(quant));
-    buildDecoderGraph(b, ckpt.config, countingSource(ckpt.tensors, opts.onProgress), opts);
+    const source = trackReads(countingSource(ckpt.tensors, opts.onProgress));
+    buildDecoderGraph(b, ckpt.config, source, opts);
     weights.close();
+    unread = ckpt.tensors.names.filter((n) => !source.readNames.has(n));
+    writeFileSync(join(tmp, UNREAD_FILE), JSON.stringify(unread));
     writeFileSync(join(tmp, 'model.onnx'), b.toModelBytes());
     try {
       renameSync(tmp, entry);
@@ -84,7 +104,20 @@ export async function compileGraph(ckpt: Checkpoint, opts: CompileOptions, cache
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: true };
+  return { modelPath, hash, quant, weightBytes: fileSize(weightsPath), built: true, unusedTensors: unusedTensors(ckpt.config, unread) };
+}
+
+/**
+ * The tensors a cache entry's build did not read. Every entry this builder version writes has the
+ * record; one that lacks it or cannot be read reports none rather than failing the load it informs.
+ */
+function readUnread(path: string): string[] {
+  try {
+    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return Array.isArray(v) ? v.filter((n): n is string => typeof n === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -56,9 +56,26 @@ export function applyRope(b: GraphBuilder, x: string, cos: string, sin: string):
 }
 
 /**
- * cos/sin tables [maxPos, Dh], computed the way HF does in float32: inverse frequencies
- * (checkpoint/rope-scaling.ts: 1/θ^(2i/Dh), or as rope_scaling stretches them), angle = pos·inv_freq,
- * the Dh/2 frequencies repeated twice, both tables times the scaling's attention factor.
+ * cos/sin [T, 1, Dh] for this step's positions, computed in the graph the way HF's rotary embedding
+ * does in float32: angle = position · inv_freq (checkpoint/rope-scaling.ts: 1/θ^(2i/Dh), or as
+ * rope_scaling stretches them), the Dh/2 angles repeated twice, cos and sin times the scaling's
+ * attention factor. Nothing is sized by max_position_embeddings: a table of every position would cost
+ * maxPos·Dh·8 bytes of weights (1M positions × 128 dims: 1 GiB) for the few positions a step uses.
+ */
+export function ropeCosSin(b: GraphBuilder, positionIds: string, dh: number, theta: number, scaling: RopeScaling): { cos: string; sin: string } {
+  const { inv, attentionFactor } = ropeFrequencies(dh, theta, scaling);
+  const af = Math.fround(attentionFactor);
+  const pos = b.op('Unsqueeze', [b.op('Cast', [positionIds], { to: ElemType.float }), b.constI64([1])]); // [T, 1]
+  const freqs = b.mul(pos, b.initializer('rope.inv_freq', inv, [dh / 2])); // [T, Dh/2]
+  const angles = b.concat([freqs, freqs], -1); // [T, Dh]
+  const scaled = (x: string) => (af !== 1 ? b.mul(x, b.constF32(af)) : x);
+  const unsq1 = (x: string) => b.op('Unsqueeze', [x, b.constI64([1])]); // [T, 1, Dh]
+  return { cos: unsq1(scaled(b.op('Cos', [angles]))), sin: unsq1(scaled(b.op('Sin', [angles]))) };
+}
+
+/**
+ * The same cos/sin written out on the host as tables [maxPos, Dh], for tests of the scaling
+ * (rope-scaling.test.ts); long-context.test.ts checks `ropeCosSin` against this float32 formula.
  */
 export function ropeTables(maxPos: number, dh: number, theta: number, scaling: RopeScaling): { cos: Float32Array; sin: Float32Array } {
   const half = dh / 2;

@@ -8,13 +8,13 @@ import { ElemType, type GraphBuilder } from './builder.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { attention } from './attention.ts';
 import { mlaAttention } from './mla.ts';
-import { linear, rmsNorm, ropeTables, storedMatrix, swigluMlp, transpose2d } from './layers.ts';
+import { linear, rmsNorm, ropeCosSin, storedMatrix, swigluMlp, transpose2d } from './layers.ts';
 import { expertInitializers, moeExperts } from './moe.ts';
 import { toFloat16 } from './quant.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
-export const GRAPH_BUILDER_VERSION = 8;
+export const GRAPH_BUILDER_VERSION = 9;
 
 export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
@@ -63,10 +63,8 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
   const topK = b.input(IO.topK, ElemType.int64, [1]);
 
   // ---- per-step constants: rotary cos/sin for these positions, causal mask among new tokens --
-  const rope = ropeTables(cfg.maxPositions, Dr, cfg.ropeTheta, cfg.ropeScaling);
+  const { cos, sin } = ropeCosSin(b, positionIds, Dr, cfg.ropeTheta, cfg.ropeScaling); // [T, 1, Dr] each
   const unsq1 = (x: string) => b.op('Unsqueeze', [x, b.constI64([1])]);
-  const cos = unsq1(b.op('Gather', [b.initializer('rope.cos', rope.cos, [cfg.maxPositions, Dr]), positionIds])); // [T, 1, Dr]
-  const sin = unsq1(b.op('Gather', [b.initializer('rope.sin', rope.sin, [cfg.maxPositions, Dr]), positionIds])); // [T, 1, Dr]
 
   const T = b.op('Squeeze', [b.op('Shape', [inputIds])]); // scalar
   const r = b.op('Range', [b.op('Squeeze', [b.constI64([0])]), T, b.op('Squeeze', [b.constI64([1])])]); // [T]

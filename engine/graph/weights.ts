@@ -99,3 +99,77 @@ export const GLOBAL_NAMES = {
   finalNorm: 'model.norm.weight',
   lmHead: 'lm_head.weight',
 } as const;
+
+/** A WeightSource that remembers which tensors the graph build asked for. */
+export interface TrackedSource extends WeightSource {
+  readonly readNames: ReadonlySet<string>;
+}
+
+/**
+ * Wraps `src` so every tensor the builder reads is recorded: every weight reaches the graph through
+ * `read`, so what was never read is exactly what the model does not use.
+ */
+export function trackReads(src: WeightSource): TrackedSource {
+  const readNames = new Set<string>();
+  return {
+    readNames,
+    has: (n) => src.has(n),
+    read: (n, shape) => {
+      const v = src.read(n, shape);
+      readNames.add(n);
+      return v;
+    },
+  };
+}
+
+/**
+ * Tensors present in the checkpoint that the model does not need and that transformers, too, drops
+ * without a word: rotary `inv_freq` buffers older checkpoints saved (recomputed from the config), the
+ * output head of a model with tied embeddings (the embedding table serves), and DeepSeek's
+ * multi-token-prediction layers (transformers lists `model.layers.61.*`, V3's one MTP layer, as keys
+ * to ignore on load; here the layers come from the config's num_nextn_predict_layers).
+ */
+export function isIgnorableUnused(cfg: ModelConfig, name: string): boolean {
+  if (/(^|\.)rotary_emb\.inv_freq$/.test(name)) return true;
+  if (cfg.tieWordEmbeddings && name === GLOBAL_NAMES.lmHead) return true;
+  const layer = /^model\.layers\.(\d+)\./.exec(name);
+  if (layer && cfg.mtpLayers > 0) {
+    const l = Number(layer[1]);
+    if (l >= cfg.numLayers && l < cfg.numLayers + cfg.mtpLayers) return true;
+  }
+  return false;
+}
+
+/** The tensors a build never read, less the ignorable ones, in natural order (layer 2 before 10). */
+export function unusedTensors(cfg: ModelConfig, unread: Iterable<string>): string[] {
+  return [...unread].filter((n) => !isIgnorableUnused(cfg, n)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+}
+
+/**
+ * One line for people: how many tensors went unused, the first few, and (the usual cause) the
+ * layers beyond config.json's num_hidden_layers when there are any.
+ */
+export function describeUnusedTensors(cfg: ModelConfig, unused: readonly string[], shown = 5): string {
+  const extraLayers = [...new Set(unused.map((n) => /^model\.layers\.(\d+)\./.exec(n)?.[1]).filter((l) => l !== undefined).map(Number))]
+    .filter((l) => l >= cfg.numLayers)
+    .sort((a, b) => a - b);
+  const head = unused.slice(0, shown).join(', ');
+  const more = unused.length > shown ? `, … (${unused.length - shown} more)` : '';
+  const layers =
+    extraLayers.length > 0
+      ? `; the weights hold layer${extraLayers.length > 1 ? 's' : ''} ${rangeList(extraLayers)} but config.json's num_hidden_layers is ${cfg.numLayers}`
+      : '';
+  return `${unused.length} tensor${unused.length === 1 ? '' : 's'} in the checkpoint ${unused.length === 1 ? 'is' : 'are'} not used by the model: ${head}${more}${layers}`;
+}
+
+/** [2, 3, 4, 7] → "2–4, 7". */
+function rangeList(xs: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
+    parts.push(i === j ? `${xs[i]}` : `${xs[i]}–${xs[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
+}

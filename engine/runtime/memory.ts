@@ -1,9 +1,14 @@
 /**
  * The memory a model will need, worked out before anything large is loaded: weights as the session
- * holds them (float32, or block-quantized experts), one KV cache at full context, and the runtime's own
- * working memory. Printed by `moe-lab import` and checked by the runner before a session is made,
- * so a model that cannot fit fails with a clear error instead of the machine swapping or the
- * process being killed.
+ * holds them (float32, or block-quantized experts), one KV cache at the context the model gets, and
+ * the runtime's own working memory. Printed by `moe-lab import` and checked by the runner before a
+ * session is made, so a model that cannot fit fails with a clear error instead of the machine
+ * swapping or the process being killed.
+ *
+ * The context is the checkpoint's max_position_embeddings when its KV cache fits beside the weights.
+ * When it does not (DeepSeek-V2-Lite-sized models declare 163,840 positions: about 80 GiB of float32
+ * cache), the model gets the most positions that fit rather than being refused: a laptop that holds
+ * the weights can still run prompts of thousands of tokens.
  */
 import { totalmem } from 'node:os';
 import type { ModelConfig } from '../checkpoint/config.ts';
@@ -16,7 +21,11 @@ import { GLOBAL_NAMES, layerNames } from '../graph/weights.ts';
 export interface MemoryBudget {
   /** Bytes of weights the session holds. */
   readonly weights: number;
-  /** One sequence's KV cache grown to the full context (float32). */
+  /** Positions one sequence may fill: the model's context here. */
+  readonly positions: number;
+  /** The checkpoint's max_position_embeddings (`positions` is less when its cache would not fit). */
+  readonly maxPositions: number;
+  /** One sequence's KV cache grown to `positions` (float32). */
   readonly kvCache: number;
   /** The runtime's arenas and activations for a 512-token prefill (an estimate). */
   readonly runtime: number;
@@ -53,7 +62,7 @@ export interface WeightEstimate {
  * Weight bytes for this checkpoint, from tensor shapes alone (nothing is read): float32 everything,
  * or — quantized — routed experts block-quantized at the mode's bits, the other matrices float16 on
  * disk and float32 in memory, the embedding table float16. Tied embeddings count twice (table and
- * output head); the graph's rotary tables are included.
+ * output head).
  */
 export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quant: QuantMode): WeightEstimate {
   const bits = quantBits(quant);
@@ -75,7 +84,6 @@ export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quan
     else if (experts.has(name) && bits) file += quantizedBytes(n / k, k, bits, block ?? k);
     else matrix(n);
   }
-  file += 2 * cfg.maxPositions * cfg.ropeDim * 4;
   if (cfg.tieWordEmbeddings) matrix(cfg.vocabSize * cfg.hiddenSize);
   return { file, resident: file + widened };
 }
@@ -101,19 +109,56 @@ export function residentWeightBytes(fileBytes: number, est: WeightEstimate): num
   return fileBytes + est.resident - est.file;
 }
 
-export function memoryBudget(cfg: ModelConfig, weightBytes: number): MemoryBudget {
-  const kvCache = cfg.numLayers * cfg.numKvHeads * (cfg.headDim + cfg.vHeadDim) * cfg.maxPositions * 4;
-  // Activations of the largest step (a 512-token prefill): a few [T, max(D, 2F·k, V)] float buffers,
-  // plus the arena and thread pools onnxruntime keeps; 256 MiB covers the latter on every model measured.
+/** Bytes one position takes in one sequence's KV cache: float32 keys and values of every layer. */
+export function kvBytesPerPosition(cfg: ModelConfig): number {
+  return cfg.numLayers * cfg.numKvHeads * (cfg.headDim + cfg.vHeadDim) * 4;
+}
+
+/**
+ * The least context a model is loaded with when its full one does not fit: below it, prompts of
+ * ordinary length would fail, so the model is refused instead (MEMORY_BUDGET).
+ */
+export const MIN_CONTEXT = 2048;
+/** The KV cache grows in blocks of this many positions (kv-cache.ts); a reduced context is a whole number of them. */
+const CONTEXT_STEP = 64;
+
+/** What the model needs with a KV cache of `positions` (default: the checkpoint's whole context). */
+export function memoryBudget(cfg: ModelConfig, weightBytes: number, positions = cfg.maxPositions, machine = totalmem()): MemoryBudget {
+  const kvCache = kvBytesPerPosition(cfg) * positions;
+  return { weights: weightBytes, positions, maxPositions: cfg.maxPositions, kvCache, runtime: runtimeBytes(cfg), total: weightBytes + kvCache + runtimeBytes(cfg), machine };
+}
+
+/** Activations of the largest step (a 512-token prefill) and the runtime's own arenas. */
+function runtimeBytes(cfg: ModelConfig): number {
+  // A few [T, max(D, 2F·k, V)] float buffers, plus the arena and thread pools onnxruntime keeps;
+  // 256 MiB covers the latter on every model measured.
   const T = Math.min(512, cfg.maxPositions);
   const widest = Math.max(cfg.hiddenSize, 2 * cfg.moe.expertIntermediate * cfg.moe.topK, cfg.vocabSize / 8);
-  const runtime = 256 * 1024 ** 2 + 8 * T * widest * 4;
-  return { weights: weightBytes, kvCache, runtime, total: weightBytes + kvCache + runtime, machine: totalmem() };
+  return 256 * 1024 ** 2 + 8 * T * widest * 4;
+}
+
+/**
+ * The budget at the context this machine can give the model: `limit` positions when asked (at most
+ * the checkpoint's), else the whole context when it fits, else the most positions that fit (a whole
+ * number of cache blocks). When not even MIN_CONTEXT fits, the budget at MIN_CONTEXT is returned:
+ * over the machine's memory, for checkBudget to refuse.
+ */
+export function fitContext(cfg: ModelConfig, weightBytes: number, limit: number | null = null, machine = totalmem()): MemoryBudget {
+  const wanted = Math.min(cfg.maxPositions, limit ?? cfg.maxPositions);
+  const full = memoryBudget(cfg, weightBytes, wanted, machine);
+  if (full.total <= machine || limit !== null) return full;
+  const room = machine - weightBytes - full.runtime;
+  const fits = Math.floor(room / kvBytesPerPosition(cfg) / CONTEXT_STEP) * CONTEXT_STEP;
+  return memoryBudget(cfg, weightBytes, Math.max(fits, Math.min(MIN_CONTEXT, wanted)), machine);
 }
 
 export function describeBudget(b: MemoryBudget): string {
+  const context =
+    b.positions === b.maxPositions
+      ? `KV cache at full context (${b.positions} positions)`
+      : `KV cache at ${b.positions} of the model's ${b.maxPositions} positions`;
   return (
-    `memory budget: weights ${formatBytes(b.weights)} + KV cache at full context ${formatBytes(b.kvCache)}` +
+    `memory budget: weights ${formatBytes(b.weights)} + ${context} ${formatBytes(b.kvCache)}` +
     ` + runtime ~${formatBytes(b.runtime)} = ${formatBytes(b.total)} (this machine has ${formatBytes(b.machine)})`
   );
 }

@@ -22,6 +22,8 @@ export interface ModelInfo {
   readonly quant: QuantMode;
   /** What the model needs in memory, worked out before its session was created. */
   readonly memory: MemoryBudget;
+  /** Things a person loading the model should know (ModelRunner.warnings). */
+  readonly warnings: readonly string[];
 }
 
 export interface SerializedError {

@@ -12,8 +12,9 @@ import { EngineError, EngineErrorCode } from '../errors.ts';
 import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
 import { hasUnbiasedIds, IO } from '../graph/model.ts';
 import { quantBits, type QuantMode } from '../graph/quant.ts';
+import { describeUnusedTensors } from '../graph/weights.ts';
 import { verifyMoeKernel, verifyQuantKernels } from './kernel-check.ts';
-import { checkBudget, estimateWeightBytes, memoryBudget, residentWeightBytes, type MemoryBudget } from './memory.ts';
+import { checkBudget, estimateWeightBytes, fitContext, residentWeightBytes, type MemoryBudget } from './memory.ts';
 import { KvCache } from './kv-cache.ts';
 import { stepProfiles, type StepProfile } from './profile.ts';
 import { OrtModel, type ExecutionProvider, type FeedTensor } from './ort.ts';
@@ -28,6 +29,12 @@ export interface RunnerOptions {
   readonly diagnostics?: boolean;
   /** How weight matrices are stored: float32 (default) or block-quantized int8 / int4. */
   readonly quant?: QuantMode;
+  /**
+   * Positions one sequence may fill, at most the checkpoint's max_position_embeddings. Default: the
+   * whole context when its KV cache fits in this machine's memory beside the weights, else as much
+   * of it as fits (memory.ts `fitContext`).
+   */
+  readonly maxContext?: number;
 }
 
 export interface StepRequest {
@@ -76,6 +83,8 @@ export class ModelRunner {
     readonly memory: MemoryBudget,
     private readonly reopen: () => Promise<OrtModel>,
     private readonly profileDir: string | null,
+    /** What a person loading this model should know: tensors it does not use, a context cut short. */
+    readonly warnings: readonly string[],
   ) {
     const c = ckpt.config;
     this.cache = this.newCache();
@@ -83,6 +92,9 @@ export class ModelRunner {
   }
 
   static async load(dir: string | Checkpoint, opts: RunnerOptions = {}): Promise<ModelRunner> {
+    if (opts.maxContext !== undefined && !(Number.isInteger(opts.maxContext) && opts.maxContext >= 1)) {
+      throw new EngineError(EngineErrorCode.BAD_CONFIG, `maxContext must be a whole number of positions of at least 1, got ${opts.maxContext}`);
+    }
     const ckpt = typeof dir === 'string' ? openCheckpoint(dir) : dir;
     const cacheDir = opts.cacheDir ?? defaultCacheDir();
     const quant = opts.quant ?? 'none';
@@ -92,7 +104,7 @@ export class ModelRunner {
     const routingOutputs = !opts.withoutRoutingOutputs;
     const graph = await compileGraph(ckpt, { routingOutputs, quant }, cacheDir);
     const est = estimateWeightBytes(ckpt.config, ckpt.tensors, quant);
-    const budget = memoryBudget(ckpt.config, residentWeightBytes(graph.weightBytes, est));
+    const budget = fitContext(ckpt.config, residentWeightBytes(graph.weightBytes, est), opts.maxContext ?? null);
     checkBudget(budget, quant);
     const profileDir = opts.diagnostics ? mkdtempSync(join(tmpdir(), 'moe-lab-profile-')) : null;
     const open = () =>
@@ -104,7 +116,13 @@ export class ModelRunner {
         ...(bits ? { prepack: false } : {}),
         ...(profileDir ? { profilePrefix: join(profileDir, 'steps') } : {}),
       });
-    return new ModelRunner(ckpt, graph.hash, await open(), routingOutputs, quant, budget, open, profileDir);
+    const warnings = [
+      ...(graph.unusedTensors.length > 0 ? [describeUnusedTensors(ckpt.config, graph.unusedTensors)] : []),
+      ...(budget.positions < budget.maxPositions && opts.maxContext === undefined
+        ? [`context cut to ${budget.positions} of the model's ${budget.maxPositions} positions: a longer KV cache would not fit in this machine's memory`]
+        : []),
+    ];
+    return new ModelRunner(ckpt, graph.hash, await open(), routingOutputs, quant, budget, open, profileDir, warnings);
   }
 
   get diagnostics(): boolean {
@@ -134,13 +152,26 @@ export class ModelRunner {
     return this.ckpt.config;
   }
 
+  /** Positions one sequence may fill: max_position_embeddings, or less where memory is short. */
+  get context(): number {
+    return this.memory.positions;
+  }
+
+  /** "the model's context of N", saying so when it is less than the checkpoint's. */
+  describeContext(): string {
+    const m = this.memory;
+    return m.positions === m.maxPositions
+      ? `the model's context of ${m.positions}`
+      : `the context of ${m.positions} positions this model was loaded with (of its ${m.maxPositions}; the KV cache of more would not fit in memory)`;
+  }
+
   /**
    * A KV cache for another sequence on the same weights and session: several generations can
    * take turns step by step, each with its own cache.
    */
   newCache(): KvCache {
     const c = this.ckpt.config;
-    return new KvCache(c.numLayers, c.numKvHeads, c.headDim, c.maxPositions, c.vHeadDim);
+    return new KvCache(c.numLayers, c.numKvHeads, c.headDim, this.context, c.vHeadDim);
   }
 
   /** Number of positions already in the default cache. */
@@ -157,10 +188,10 @@ export class ModelRunner {
     const T = req.ids.length;
     const P = cache.length;
     if (T === 0) throw new EngineError(EngineErrorCode.BAD_PROMPT, 'a step needs at least one token');
-    if (P + T > c.maxPositions) {
-      throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `${P + T} positions exceed the model's context of ${c.maxPositions}`, {
+    if (P + T > this.context) {
+      throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `${P + T} positions exceed ${this.describeContext()}`, {
         positions: P + T,
-        context: c.maxPositions,
+        context: this.context,
       });
     }
     for (const id of req.ids) {

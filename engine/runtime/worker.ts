@@ -36,10 +36,11 @@ function info(r: ModelRunner): ModelInfo {
     numExperts: c.moe.numExperts,
     topK: c.moe.topK,
     vocabSize: c.vocabSize,
-    contextLength: c.maxPositions,
+    contextLength: r.context,
     hasTokenizer: r.ckpt.tokenizer !== null,
     quant: r.quant,
     memory: r.memory,
+    warnings: r.warnings,
   };
 }
 

@@ -1,17 +1,19 @@
-/** Checkpoint loading: dtypes, sharded safetensors, the graph cache and its key. */
+/** Checkpoint loading: dtypes, sharded safetensors, the graph cache and its key, weights the model does not use. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { checkpointHash, openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { halfToFloat, readSafetensorsHeader, TensorStore, toFloat32 } from '../../engine/checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../../engine/errors.ts';
 import { floatToBf16, writeSafetensors, type TensorDecl } from '../../engine/checkpoint/safetensors-writer.ts';
+import { runImport } from '../../engine/cli/import.ts';
 import { compileGraph } from '../../engine/graph/compile.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 import { testCacheDir } from '../helpers/cache.ts';
+import { capture } from '../helpers/capture.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
 
 const PROMPT = [42, 238, 148, 144, 98, 217, 10, 62, 202, 236, 187, 240];
@@ -136,6 +138,73 @@ describe('checkpoint loading', () => {
     const before = open();
     for (let i = 0; i < 10; i++) await assert.rejects(compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir));
     assert.ok(open() - before < 3, `${open() - before} descriptors left open by 10 failed builds`);
+  });
+});
+
+/** Temporary folders the tests below made. */
+const scratch: string[] = [];
+
+/**
+ * A fixture's weights under `config` (patched), plus `extra` tensors (zeros) written into a copy of
+ * its safetensors; without extras the fixture's file is linked, not copied.
+ */
+async function variant(arch: string, config: Record<string, unknown>, extra: { name: string; shape: number[] }[] = []): Promise<string> {
+  const src = fixtureDir(arch);
+  const dir = mkdtempSync(join(tmpdir(), 'moe-lab-variant-'));
+  scratch.push(dir);
+  const cfg = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, ...config }));
+  if (extra.length === 0) {
+    symlinkSync(join(src, 'model.safetensors'), join(dir, 'model.safetensors'));
+    return dir;
+  }
+  const store = new TensorStore(src);
+  const decls: TensorDecl[] = [...store.names.map((name) => ({ name, dtype: 'F32' as const, shape: store.info(name).shape })), ...extra.map((t) => ({ ...t, dtype: 'F32' as const }))];
+  await writeSafetensors(join(dir, 'model.safetensors'), decls, (d) => (store.has(d.name) ? store.read(d.name) : new Float32Array(d.shape.reduce((a, b) => a * b, 1))));
+  return dir;
+}
+
+describe('weights the model does not use', () => {
+  after(() => scratch.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+  it('are named in a warning by moe-lab import and in its result, also when the graph comes from the cache', async () => {
+    // The fixture has 3 layers; config.json now says 2, and one tensor belongs to no module at all.
+    // A rotary inv_freq buffer, as older checkpoints saved, is left out as transformers leaves it out.
+    const dir = await variant('mixtral', { num_hidden_layers: 2 }, [
+      { name: 'model.vision_tower.proj.weight', shape: [4, 4] },
+      { name: 'model.layers.0.self_attn.rotary_emb.inv_freq', shape: [8] },
+    ]);
+    const layer2 = new TensorStore(fixtureDir('mixtral')).names.filter((n) => n.startsWith('model.layers.2.'));
+    assert.ok(layer2.length > 20);
+    const want = [...layer2, 'model.vision_tower.proj.weight'].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    const cacheDir = mkdtempSync(join(tmpdir(), 'moe-lab-cache-'));
+    scratch.push(cacheDir);
+    for (const built of [true, false]) {
+      const err = capture();
+      const r = await runImport([dir, '--cache', cacheDir], capture().stream, err.stream);
+      assert.equal(r.built, built);
+      assert.deepEqual(r.unusedTensors, want);
+      const warning = err.text().split('\n').find((l) => l.startsWith('warning: '));
+      assert.ok(warning, `no warning in:\n${err.text()}`);
+      assert.match(warning, new RegExp(`^warning: ${want.length} tensors in the checkpoint are not used by the model: `));
+      for (const n of want.slice(0, 5)) assert.ok(warning.includes(n), `${n} is named`);
+      assert.match(warning, /… \(\d+ more\)/);
+      assert.match(warning, /the weights hold layer 2 but config\.json's num_hidden_layers is 2/);
+      assert.ok(!warning.includes('inv_freq'));
+    }
+  });
+
+  it('a checkpoint the model reads whole, and leftovers transformers ignores too, give no warning', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'moe-lab-cache-'));
+    scratch.push(cacheDir);
+    const unused = async (dir: string) => (await compileGraph(openCheckpoint(dir), { routingOutputs: true }, cacheDir)).unusedTensors;
+    assert.deepEqual(await unused(fixtureDir('mixtral')), []);
+    assert.deepEqual(await unused(fixtureDir('deepseek_v3')), []);
+    // Tied embeddings: the stored output head goes unread, as in transformers, which ties it away.
+    assert.deepEqual(await unused(await variant('mixtral', { tie_word_embeddings: true })), []);
+    // DeepSeek's multi-token-prediction layer sits after the last decoder layer (V3: layer 61, after 0–60).
+    assert.deepEqual(await unused(await variant('deepseek_v3', { num_hidden_layers: 2, num_nextn_predict_layers: 1 })), []);
+    const noMtp = await unused(await variant('deepseek_v3', { num_hidden_layers: 2 }));
+    assert.ok(noMtp.length > 0 && noMtp.every((n) => n.startsWith('model.layers.2.')));
   });
 });
 
