@@ -51,6 +51,8 @@ export interface ServerOptions {
   readonly heartbeatMs?: number;
   /** Weight storage for every model this server loads (default float32). */
   readonly quant?: QuantMode;
+  /** Caps every model's context (RunnerOptions.maxContext); default: what memory allows. */
+  readonly maxContext?: number;
   readonly threads?: number;
 }
 
@@ -108,6 +110,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     {
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
       ...(opts.quant ? { quant: opts.quant } : {}),
+      ...(opts.maxContext !== undefined ? { maxContext: opts.maxContext } : {}),
     },
     (id, warning) => log.warn(`model ${id}: ${warning}`),
   );

@@ -17,14 +17,16 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_PORT = 8787;
 
 export const SERVE_USAGE = `moe-lab serve [--port N] [--host ADDR --allow-remote] [--engine-only]
-  [--model DIR]... [--models-dir DIR] [--quant none|int8|int4] [--data-dir DIR] [--notebooks DIR]
-  [--allow-origin URL]...
+  [--model DIR]... [--models-dir DIR] [--quant none|int8|int4] [--max-context N] [--data-dir DIR]
+  [--notebooks DIR] [--allow-origin URL]...
 
   Serves MoE Lab on http://127.0.0.1:${DEFAULT_PORT} and prints a URL carrying the access token.
   --engine-only  the WebSocket/REST engine server without the web app (e.g. on a GPU host);
                  allow the app's origin with --allow-origin http://127.0.0.1:PORT.
   Models: every checkpoint folder in --models-dir (default: the built-in models) plus each --model;
   --quant runs them with block-quantized weights (for checkpoints larger than memory in float32).
+  A model's context is its max_position_embeddings, or as many positions as this machine's memory
+  holds the KV cache of; --max-context N caps it at N.
   Runs are stored under --data-dir (default ~/.moe-lab/data), notebooks under --notebooks
   (default ~/.moe-lab/notebooks).`;
 
@@ -68,6 +70,7 @@ export async function runServe(argv: string[]): Promise<void> {
       model: { type: 'string', multiple: true },
       'models-dir': { type: 'string' },
       quant: { type: 'string' },
+      'max-context': { type: 'string' },
       'data-dir': { type: 'string' },
       notebooks: { type: 'string' },
       'allow-origin': { type: 'string', multiple: true },
@@ -85,6 +88,10 @@ export async function runServe(argv: string[]): Promise<void> {
   const quant = parseQuant(values.quant);
   const port = values.port !== undefined ? Number(values.port) : DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0–65535, got ${values.port}`);
+  const maxContext = values['max-context'] !== undefined ? Number(values['max-context']) : undefined;
+  if (maxContext !== undefined && !(Number.isInteger(maxContext) && maxContext >= 1)) {
+    throw new Error(`--max-context must be a whole number of positions of at least 1, got ${values['max-context']}`);
+  }
 
   const home = join(homedir(), '.moe-lab');
   const modelDirs = [...ModelRegistry.scan(resolve(values['models-dir'] ?? join(REPO_ROOT, 'models'))), ...(values.model ?? [])];
@@ -104,6 +111,7 @@ export async function runServe(argv: string[]): Promise<void> {
     ui: engineOnly ? null : await nextHandler(),
     extraOrigins: values['allow-origin'] ?? [],
     quant,
+    ...(maxContext !== undefined ? { maxContext } : {}),
     log,
   });
   process.stdout.write(

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ModelRegistry } from '../../server/models.ts';
 import { testCacheDir } from '../helpers/cache.ts';
+import { labServer, smallModel, TestClient } from '../helpers/lab-server.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
 
 describe('the model registry', () => {
@@ -32,5 +33,24 @@ describe('the model registry', () => {
     assert.equal(info.warnings.length, 1);
     assert.deepEqual(warnings, [`two-layers: ${info.warnings[0]}`]);
     assert.match(warnings[0]!, /tensors in the checkpoint are not used by the model: model\.layers\.2\..*the weights hold layer 2 but config\.json's num_hidden_layers is 2/);
+  });
+
+  it('a server started with a context cap says so in its model list and holds runs to it', async () => {
+    const server = await labServer({ modelDirs: [await smallModel()], maxContext: 32 });
+    try {
+      const c = await TestClient.connect(server.url, { token: server.token });
+      await c.hello();
+      const runId = await c.generate({ model: 'tiny-random', promptIds: Array.from({ length: 40 }, (_, i) => i + 1), maxNewTokens: 2 });
+      const events = await c.untilDone(runId);
+      const last = events.at(-1)!;
+      assert.ok(last.t === 'error' && last.code === 'ENGINE_PROMPT_TOO_LONG', JSON.stringify(last));
+      c.send({ type: 'list_models', id: 'm1' });
+      const listed = await c.waitFor((m) => m.type === 'models' && m.id === 'm1');
+      assert.ok(listed.type === 'models');
+      assert.equal(listed.models[0]!.contextLength, 32);
+      await c.close();
+    } finally {
+      await server.close();
+    }
   });
 });
