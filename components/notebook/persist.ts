@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { notebookEntrySchema, type NotebookEntry, type RunEvent } from '../../server/protocol';
 import { apiJson, apiOk } from '../api';
 import {
-  exportHtml, MIME, newCodeCell, VIEW_KINDS, newNotebook, parseNotebook, serializeIpynb, serializeNotebook,
+  exportHtml, expertRefsText, MIME, newCodeCell, VIEW_KINDS, newNotebook, parseNotebook, serializeIpynb, serializeNotebook,
   type Cell as FileCell, type ExpertRef, type HtmlRunData, type Notebook, type Output,
 } from './format';
 import { parseExpertList, type Cell, type CellOutput, type NotebookModel, type PromptSettings, type VizSettings } from './model';
@@ -71,7 +71,6 @@ export async function saveNotebook(loaded: LoadedNotebook, model: NotebookModel)
 // view's options, a run's full summary, an output's type and MIME entries) rides along in the
 // model, and absent or null settings stay absent or null.
 
-const refsToText = (refs: readonly ExpertRef[] | undefined) => (refs ?? []).map((r) => `${r.layer === 'all' ? '*' : r.layer}:${r.expert}`).join(', ');
 
 /**
  * A ban or force field for the file: its expert list, or, when the text does not parse, the text
@@ -152,8 +151,8 @@ export function fromFile(nb: Notebook): NotebookModel {
           ...(s.topP !== undefined ? { topP: s.topP } : {}),
           ...(s.topK !== undefined ? { topKSampling: s.topK } : {}),
           ...(s.seed !== undefined ? { seed: s.seed } : {}),
-          ban: m.unparsed?.ban ?? refsToText(m.interventions.ban),
-          force: m.unparsed?.force ?? refsToText(m.interventions.force),
+          ban: m.unparsed?.ban ?? expertRefsText(m.interventions.ban),
+          force: m.unparsed?.force ?? expertRefsText(m.interventions.force),
           ...(m.interventions.topK !== undefined ? { expertsPerToken: m.interventions.topK } : {}),
         };
         return { ...base, kind: 'prompt', prompt };

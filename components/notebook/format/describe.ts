@@ -1,5 +1,10 @@
 /** Plain-text descriptions of MoE Lab data, for readers without the app (Jupyter, static HTML). */
-import type { RunBundle, ViewKind, VizMeta, VizSource } from './schema';
+import type { ExpertRef, RunBundle, ViewKind, VizMeta, VizSource } from './schema';
+
+/** An expert list as a prompt cell's ban/force field takes it: `layer:expert`, `*` for every layer. */
+export function expertRefsText(refs: readonly ExpertRef[] | undefined): string {
+  return (refs ?? []).map((r) => `${r.layer === 'all' ? '*' : r.layer}:${r.expert}`).join(', ');
+}
 
 export const VIEW_LABELS: Readonly<Record<ViewKind, string>> = {
   'token-strip': 'token strip',

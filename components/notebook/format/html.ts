@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { canonicalJson } from './canonical-json';
-import { describeVizCell, describeVizKind, runText } from './describe';
+import { describeVizCell, describeVizKind, expertRefsText, runText } from './describe';
 import { escapeHtml, stripAnsi } from './escape';
 import { renderMarkdown } from './markdown';
 import { MIME, isCellKind, runSummarySchema, type Cell, type CodeLikeCell, type MimeBundle, type Notebook, type NotebookInput, type Output, type PromptCell, type RunBundle, type RunSummary, type Sampling } from './schema';
@@ -166,7 +166,7 @@ function promptParams(cell: PromptCell, nb: Notebook): string {
     if (value !== undefined) items.push(`${label} ${value}`);
   }
   const refs = (label: string, list: PromptCell['metadata']['moelab']['interventions']['ban']) =>
-    list && list.length > 0 ? [`${label} ${list.map((r) => `${r.layer === 'all' ? '*' : r.layer}:${r.expert}`).join(', ')}`] : [];
+    list && list.length > 0 ? [`${label} ${expertRefsText(list)}`] : [];
   items.push(...refs('ban', meta.interventions.ban), ...refs('force', meta.interventions.force));
   // Text that is not a valid expert list is shown as typed, flagged, since the cell cannot run with it.
   for (const key of ['ban', 'force'] as const) {

@@ -12,4 +12,4 @@ export * from './ipynb';
 export * from './html';
 export { renderMarkdown } from './markdown';
 export { escapeHtml, isSafeUrl, stripAnsi } from './escape';
-export { VIEW_LABELS, describeVizCell, describeVizKind, describeVizSource, runText } from './describe';
+export { VIEW_LABELS, describeVizCell, describeVizKind, describeVizSource, expertRefsText, runText } from './describe';
