@@ -14,6 +14,8 @@ export interface HoistResult {
   readonly names: string[];
   /** The script to run: `var names…; self.__cell = (async () => { body })();` */
   readonly script: string;
+  /** The script's line (1-based) that holds the cell's first line; the cell's lines follow in order. */
+  readonly firstLine: number;
 }
 
 const IDENT = /^[A-Za-z_$][\w$]*/;
@@ -73,16 +75,60 @@ function depthMap(src: string): Int32Array {
   return depth;
 }
 
-/** Names bound by a simple destructuring pattern such as `{ a, b: c, ...d }` or `[a, , b]`. */
+/**
+ * Splits `s` at top-level occurrences of `sep` (outside brackets, strings and templates); null when
+ * the brackets do not balance.
+ */
+function splitTop(s: string, sep: string): string[] | null {
+  const parts: string[] = [];
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '"' || c === "'" || c === '`') {
+      for (i++; i < s.length && s[i] !== c; i++) if (s[i] === '\\') i++;
+    } else if (c === '{' || c === '[' || c === '(') depth++;
+    else if (c === '}' || c === ']' || c === ')') {
+      if (--depth < 0) return null;
+    } else if (depth === 0 && s.startsWith(sep, i) && !(sep === '=' && (s[i + 1] === '=' || s[i + 1] === '>'))) {
+      parts.push(s.slice(from, i));
+      from = i + sep.length;
+    }
+  }
+  return depth === 0 ? [...parts, s.slice(from)] : null;
+}
+
+/**
+ * Names bound by a destructuring pattern, nested ones and defaults included:
+ * `{ a, b: { c }, d = {}, ...e }` → a, c, d, e; `[f, , [g] = [], ...h]` → f, g, h.
+ * Null for anything else (the declaration is then left as it is).
+ */
 function patternNames(pattern: string): string[] | null {
-  const inner = pattern.slice(1, -1);
+  const p = pattern.trim();
+  const object = p.startsWith('{') && p.endsWith('}');
+  if (!object && !(p.startsWith('[') && p.endsWith(']'))) return null;
+  const elements = splitTop(p.slice(1, -1), ',');
+  if (!elements) return null;
   const names: string[] = [];
-  for (const part of inner.split(',')) {
-    const p = part.trim();
-    if (p === '') continue;
-    const target = (p.includes(':') ? p.slice(p.indexOf(':') + 1) : p).replace(/^\.\.\./, '').split('=')[0]!.trim();
-    if (!IDENT.test(target) || IDENT.exec(target)![0] !== target) return null;
-    names.push(target);
+  for (const raw of elements) {
+    let e = raw.trim();
+    if (e === '') continue; // an array hole, or a trailing comma
+    e = e.replace(/^\.\.\./, '');
+    let target = e;
+    if (object) {
+      const keyed = splitTop(e, ':');
+      if (!keyed) return null;
+      target = keyed.length > 1 ? keyed.slice(1).join(':') : e;
+    }
+    const withDefault = splitTop(target, '=');
+    if (!withDefault) return null;
+    target = withDefault[0]!.trim();
+    if (target.startsWith('{') || target.startsWith('[')) {
+      const inner = patternNames(target);
+      if (!inner) return null;
+      names.push(...inner);
+    } else if (IDENT.exec(target)?.[0] === target) names.push(target);
+    else return null;
   }
   return names;
 }
@@ -113,7 +159,15 @@ export function hoistTopLevel(js: string): HoistResult {
         }
         const open = after[0];
         if (open === '{' || open === '[') {
-          const close = after.indexOf(open === '{' ? '}' : ']');
+          // The bracket that closes the pattern: the next one back at the statement's depth.
+          const start = i + decl[0].length;
+          let close = -1;
+          for (let k = start + 1; k < js.length; k++) {
+            if (depth[k] === 0) {
+              close = k - start - 1;
+              break;
+            }
+          }
           const pattern = close > 0 ? after.slice(0, close + 1) : '';
           const bound = pattern ? patternNames(pattern) : null;
           if (bound) {
@@ -149,7 +203,7 @@ export function hoistTopLevel(js: string): HoistResult {
   const header = unique.length ? `var ${unique.join(', ')};\n` : '';
   // On the opening line, so the cell's lines keep their numbers.
   const publish = functions.map((f) => `self.${f} = ${f};`).join(' ');
-  return { names: unique, script: `${header}self.__cell = (async () => {${publish}\n${out}\n})();\n` };
+  return { names: unique, script: `${header}self.__cell = (async () => {${publish}\n${out}\n})();\n`, firstLine: header ? 3 : 2 };
 }
 
 /** End of the statement starting before `from`: the next top-level `;`, or a line end that cannot continue it. */

@@ -62,4 +62,32 @@ describe('hoisting top-level declarations', () => {
     const logs = await runCells(['console.log(await Promise.resolve("ok"))']);
     assert.deepEqual(logs, ['ok']);
   });
+
+  it('hoists names bound by nested patterns, defaults and rest elements', async () => {
+    const logs = await runCells([
+      "const { a: { b, c = { z: '}' } }, d = [1, 2], ...rest } = { a: { b: 1 }, e: 5 };\nconst [f, , [g] = [7], ...h] = [3, 0, undefined, 8, 9];",
+      'console.log(b, c.z, d.length, rest.e, f, g, h.join("+"))',
+    ]);
+    assert.deepEqual(logs, ['1 } 2 5 3 7 8+9']);
+  });
+
+  it("keeps the cell's lines in order from firstLine, so an error's line is the cell's line", async () => {
+    const cells = [
+      // No declaration: no header line.
+      'console.log(1);\nnull.x;',
+      // Declarations of every kind, a multi-line template and a function declared below its use.
+      'const a = 1;\nlet { b, c } = { b: 2, c: 3 };\nconst t = `one\ntwo`;\nf();\nfunction f() {\n  return a + b + c + t.length + null.y;\n}',
+    ];
+    const thrownAt = [2, 7];
+    for (const [i, cell] of cells.entries()) {
+      const { script, firstLine } = hoistTopLevel(cell);
+      const ctx = createContext({ console: { log: () => {} } });
+      runInContext('var self = globalThis;', ctx);
+      runInContext(script, ctx, { filename: 'cell.js' });
+      const err = await (runInContext('self.__cell', ctx) as Promise<unknown>).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof Error || (typeof err === 'object' && err !== null && 'stack' in err), `cell ${i} threw`);
+      const line = Number(/cell\.js:(\d+):\d+/.exec(String((err as { stack: unknown }).stack))?.[1]);
+      assert.equal(line - firstLine + 1, thrownAt[i], `cell ${i}`);
+    }
+  });
 });
