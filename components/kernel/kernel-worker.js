@@ -129,13 +129,34 @@
     post({ type: 'error', cellId: currentCell, background: true, ...errorOutput(event.reason) });
   });
 
+  /**
+   * Each cell run's script URL, with how tracebacks name it and the script line of the cell's first
+   * line, so a frame reads `cell [3]:2:14` (line 2 of that cell) rather than a blob URL whose line
+   * numbers count the kernel's wrapper. Kept for the kernel's life: a function defined in one cell
+   * and called from another still points at its own cell.
+   */
+  const scripts = new Map();
+  const FRAME_URL = /blob:[^\s)]+?:(\d+):(\d+)/g;
+
+  function traceback(stack) {
+    return stack
+      .split('\n')
+      .filter((line) => /^\s*at\s|@/.test(line) && !line.includes('/kernel/worker.js'))
+      .map((line) =>
+        line.replace(FRAME_URL, (frame, l, c) => {
+          const url = frame.slice(0, frame.length - l.length - c.length - 2);
+          const s = scripts.get(url);
+          return s ? `${s.label}:${Number(l) - s.firstLine + 1}:${c}` : frame;
+        }),
+      );
+  }
+
   /** What the page shows for a thrown value: always strings, whatever was thrown (an object whose message is an object, say). */
   function errorOutput(e) {
     const isObject = e !== null && typeof e === 'object';
     const ename = isObject && typeof e.name === 'string' && e.name ? e.name : 'Error';
     const evalue = isObject && typeof e.message === 'string' ? e.message : isObject ? format(e) : text(e);
-    const traceback = isObject && typeof e.stack === 'string' ? e.stack.split('\n') : [];
-    return { ename, evalue, traceback };
+    return { ename, evalue, traceback: isObject && typeof e.stack === 'string' ? traceback(e.stack) : [] };
   }
 
   self.addEventListener('message', async (event) => {
@@ -153,6 +174,7 @@
     currentCell = msg.cellId;
     sent.delete(msg.cellId);
     const url = URL.createObjectURL(new Blob([msg.script], { type: 'application/javascript' }));
+    scripts.set(url, { label: text(msg.label), firstLine: Number(msg.firstLine) || 1 });
     try {
       importScripts(url);
       await self.__cell;

@@ -21,6 +21,8 @@ export type KernelHost = (method: string, args: unknown[]) => Promise<unknown>;
 interface Job {
   readonly cellId: string;
   readonly source: string;
+  /** How a traceback names this run's code, e.g. `cell [3]`. */
+  readonly label: string;
   readonly onOutput: (o: KernelOutput) => void;
   /** Called when the job leaves the queue and starts. */
   readonly onStart: () => void;
@@ -53,9 +55,9 @@ export class Kernel {
 
   constructor(private readonly host: KernelHost) {}
 
-  run(cellId: string, source: string, onOutput: (o: KernelOutput) => void, onStart: () => void = () => {}): Promise<RunOutcome> {
+  run(cellId: string, source: string, onOutput: (o: KernelOutput) => void, onStart: () => void = () => {}, label = 'cell'): Promise<RunOutcome> {
     return new Promise((resolve) => {
-      this.queue.push({ cellId, source, onOutput, onStart, resolve });
+      this.queue.push({ cellId, source, label, onOutput, onStart, resolve });
       void this.pump();
     });
   }
@@ -98,9 +100,9 @@ export class Kernel {
     this.current = job;
     this.onState('busy');
     job.onStart();
-    let script: string;
+    let hoisted: { script: string; firstLine: number };
     try {
-      script = hoistTopLevel(await transpile(job.source)).script;
+      hoisted = hoistTopLevel(await transpile(job.source));
     } catch (e) {
       job.onOutput({ type: 'error', ename: 'SyntaxError', evalue: e instanceof Error ? e.message : String(e), traceback: [] });
       this.finish(job, 'error');
@@ -108,7 +110,7 @@ export class Kernel {
     }
     if (this.current !== job) return; // interrupted while transpiling
     this.worker ??= this.spawn();
-    this.worker.postMessage({ type: 'run', cellId: job.cellId, script });
+    this.worker.postMessage({ type: 'run', cellId: job.cellId, script: hoisted.script, label: job.label, firstLine: hoisted.firstLine });
   }
 
   private finish(job: Job, outcome: RunOutcome): void {

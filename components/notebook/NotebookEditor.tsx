@@ -282,7 +282,7 @@ export default function NotebookEditor({ path }: { path: string }) {
     // earlier run of the same cell does not interleave with that run's output.
     const start = () => setOutputs(cell.id, () => [], { executionCount: count, stale: false });
     const onOutput = (o: KernelOutput) => appendOutput(cell.id, o);
-    const outcome = await kernel.current.run(cell.id, cell.source, onOutput, start);
+    const outcome = await kernel.current.run(cell.id, cell.source, onOutput, start, `cell [${count}]`);
     if (outcome === 'interrupted') onOutput({ type: 'error', ename: 'Interrupted', evalue: 'the kernel was stopped and restarted; its variables are gone', traceback: [] });
     finish();
     // Outputs are saved as soon as the cell finishes, not after the edit debounce.

@@ -73,6 +73,14 @@ function TextEditor(props: { value: string; placeholder: string; autoFocus: bool
   );
 }
 
+/**
+ * The stack frames of a code cell's error, as the kernel names them (`at f (cell [2]:3:9)`); other
+ * lines of a traceback (the message again, or an imported notebook's own format) are not repeated.
+ */
+function stackFrames(traceback: readonly string[]): string[] {
+  return traceback.filter((l) => /^\s*at\s/.test(l)).map((l) => `  ${l.trim()}`);
+}
+
 function Outputs({ outputs, runs }: { outputs: readonly CellOutput[]; runs: RunCache }) {
   if (outputs.length === 0) return null;
   return (
@@ -89,6 +97,9 @@ function Outputs({ outputs, runs }: { outputs: readonly CellOutput[]; runs: RunC
             return (
               <pre key={i} className="out-error">
                 {o.ename}: {o.evalue}
+                {stackFrames(o.traceback).map((f, j) => (
+                  <span key={j} className="out-frame">{`\n${f}`}</span>
+                ))}
               </pre>
             );
           case 'run':

@@ -352,6 +352,27 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it("an error's traceback names the cells and their own line numbers, also across cells", async () => {
+    const code = (id: string, source: string) => ({ id, cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
+    const { fresh, freshLog } = await pageWithNotebook('traceback.moenb', [
+      code('t1', '// a helper\nfunction pick(o: any) {\n  return o.x.y;\n}'),
+      code('t2', 'const z = 1;\n\npick({});'),
+    ]);
+    await fresh.goto(`${app.url}/notebook?path=traceback.moenb`);
+    const freshCells = fresh.locator('[data-testid="cell"]');
+    await freshCells.nth(1).waitFor();
+    await fresh.getByLabel('run all').click();
+    const error = freshCells.nth(1).locator('.out-error');
+    await error.waitFor({ timeout: 30_000 });
+    const text = await error.innerText();
+    assert.match(text, /^TypeError: Cannot read properties of undefined \(reading 'y'\)/);
+    assert.match(text, /at pick \(cell \[1\]:3:\d+\)/);
+    assert.match(text, /cell \[2\]:3:\d+/);
+    assert.doesNotMatch(text, /blob:|worker\.js/);
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it("interrupting a cell, from the toolbar or its own stop button, cancels the generation it was waiting for", async () => {
     const cell = { id: 'g1', cell_type: 'code', source: "await lab.generate({ model: 'slow-random', promptIds: [1, 2, 3], maxNewTokens: 1000, ignoreEos: true });", execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } };
     const { fresh, freshLog } = await pageWithNotebook('interrupt-generate.moenb', [cell]);
