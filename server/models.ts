@@ -79,6 +79,7 @@ export class ModelRegistry {
       hasTokenizer: i?.hasTokenizer ?? null,
       quant: this.options.quant ?? 'none',
       weightBytes: i?.memory.weights ?? null,
+      warnings: i ? [...i.warnings] : null,
     };
   }
 

@@ -83,6 +83,8 @@ export const modelSummarySchema = z.object({
   quant: z.enum(['none', 'int8', 'int4']),
   /** Bytes of weights the loaded session holds; null until loaded. */
   weightBytes: z.number().nullable(),
+  /** What loading the model found worth knowing (unused tensors, a context cut short); null until loaded. */
+  warnings: z.array(z.string()).nullable().default(null),
 });
 export type ModelSummary = z.infer<typeof modelSummarySchema>;
 

@@ -6,9 +6,11 @@ export function modelLabel(m: ModelSummary): string {
   return m.quant === 'none' ? m.id : `${m.id} · ${m.quant}`;
 }
 
-/** Hover text: weight format and, once loaded, the weights' size in memory. */
+/** Hover text: weight format and, once loaded, the weights' size in memory, the context and any warnings. */
 export function modelTitle(m: ModelSummary): string {
   const format = m.quant === 'none' ? 'float32 weights' : `${m.quant} routed experts (other weights float)`;
   const size = m.weightBytes === null ? 'not loaded yet' : `${(m.weightBytes / 2 ** 20).toFixed(1)} MiB of weights in memory`;
-  return `${m.id}: ${format}, ${size}`;
+  const context = m.contextLength === null ? '' : `, context ${m.contextLength} positions`;
+  const warnings = (m.warnings ?? []).map((w) => `\nwarning: ${w}`).join('');
+  return `${m.id}: ${format}, ${size}${context}${warnings}`;
 }

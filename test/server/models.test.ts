@@ -32,6 +32,7 @@ describe('the model registry', () => {
     const { info } = await registry.engine('two-layers');
     assert.equal(info.warnings.length, 1);
     assert.deepEqual(warnings, [`two-layers: ${info.warnings[0]}`]);
+    assert.deepEqual(registry.summary('two-layers').warnings, info.warnings, 'clients see it in the model list');
     assert.match(warnings[0]!, /tensors in the checkpoint are not used by the model: model\.layers\.2\..*the weights hold layer 2 but config\.json's num_hidden_layers is 2/);
   });
 

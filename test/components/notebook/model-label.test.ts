@@ -16,6 +16,7 @@ const base: ModelSummary = {
   hasTokenizer: null,
   quant: 'none',
   weightBytes: null,
+  warnings: null,
 };
 
 describe('model names in pickers', () => {
@@ -28,5 +29,10 @@ describe('model names in pickers', () => {
   it('give the weights size in the hover text once loaded', () => {
     assert.equal(modelTitle(base), 'olmoe: float32 weights, not loaded yet');
     assert.equal(modelTitle({ ...base, quant: 'int4', loaded: true, weightBytes: 3 * 2 ** 20 }), 'olmoe: int4 routed experts (other weights float), 3.0 MiB of weights in memory');
+  });
+
+  it('say the context once loaded, and what loading the model warned about', () => {
+    const loaded = { ...base, loaded: true, weightBytes: 2 ** 20, contextLength: 4992, warnings: ["context cut to 4992 of the model's 163840 positions"] };
+    assert.equal(modelTitle(loaded), "olmoe: float32 weights, 1.0 MiB of weights in memory, context 4992 positions\nwarning: context cut to 4992 of the model's 163840 positions");
   });
 });
