@@ -6,12 +6,16 @@
 // Everything the kernel needs lives inside this closure, and it listens with addEventListener: the
 // global scope belongs to the cells, which may well name a variable `format`, `calls` or `onmessage`.
 //
-// Output belongs to the cell whose code produced it, also after that cell has finished: every task
-// the kernel starts (a cell, a timer, the answer to a lab call) first makes its owner the current
-// cell, and the promise reactions that task triggers run before the next task, under the same owner.
+// Output goes to the cell that ran last (the one running, or the last one to run), as in Jupyter,
+// except while a timer's callback runs: its output goes to the cell that set the timer, also after
+// that cell finished. (Which cell an awaited continuation belongs to cannot be known in a worker, so
+// those follow the cell that ran last.)
 'use strict';
 (() => {
+  /** Where output goes now: the cell that ran last, or a timer's owner while its callback runs. */
   let currentCell = null;
+  /** The cell whose run is in progress, if any. */
+  let runningCell = null;
   let nextCall = 1;
   /** Pending lab calls: how to settle each, and the cell that made it. */
   const calls = new Map();
@@ -81,9 +85,8 @@
 
   function call(method, args) {
     const id = nextCall++;
-    const owner = currentCell;
     return new Promise((resolve, reject) => {
-      calls.set(id, { resolve, reject, owner });
+      calls.set(id, { resolve, reject });
       post({ type: 'call', id, method, args });
     });
   }
@@ -104,26 +107,31 @@
   });
 
   /**
-   * A timer's callback runs as the cell that set it. What it throws is that cell's error output: left
-   * uncaught it would reach the page as a crash of whichever cell is running now.
+   * A timer's callback runs as the cell that set it. What it throws is that cell's error output.
+   * Left uncaught it would reach the page as a crash of whichever cell is running. It ends the
+   * owner's run only when that run is still going (its code may be awaiting the timer, which now
+   * never resolves); another cell's run goes on.
    */
   function owned(callback, owner) {
     return function (...args) {
+      const before = currentCell;
       currentCell = owner;
       try {
-        return callback.apply(this, args);
+        return typeof callback === 'function' ? callback.apply(this, args) : (0, eval)(String(callback));
       } catch (e) {
-        post({ type: 'error', cellId: owner, background: true, ...errorOutput(e) });
+        post({ type: 'error', cellId: owner, background: owner !== runningCell, ...errorOutput(e) });
+      } finally {
+        currentCell = before;
       }
     };
   }
   for (const name of ['setTimeout', 'setInterval']) {
     const original = self[name].bind(self);
-    self[name] = (callback, ...rest) => original(typeof callback === 'function' ? owned(callback, currentCell) : callback, ...rest);
+    self[name] = (callback, ...rest) => original(owned(callback, currentCell), ...rest);
   }
 
-  // A promise a cell let go of that rejects with nobody listening: the error of the cell whose task
-  // rejected it (the cell's own awaited promise is handled by the run below).
+  // A promise nobody awaited that rejects: shown as an error of the cell that ran last, which does not
+  // end any run (the cell's own awaited promise is handled by the run below).
   self.addEventListener('unhandledrejection', (event) => {
     event.preventDefault();
     post({ type: 'error', cellId: currentCell, background: true, ...errorOutput(event.reason) });
@@ -139,16 +147,22 @@
   const FRAME_URL = /blob:[^\s)]+?:(\d+):(\d+)/g;
 
   function traceback(stack) {
-    return stack
-      .split('\n')
-      .filter((line) => /^\s*at\s|@/.test(line) && !line.includes('/kernel/worker.js'))
-      .map((line) =>
-        line.replace(FRAME_URL, (frame, l, c) => {
-          const url = frame.slice(0, frame.length - l.length - c.length - 2);
-          const s = scripts.get(url);
-          return s ? `${s.label}:${Number(l) - s.firstLine + 1}:${c}` : frame;
-        }),
-      );
+    const frames = [];
+    for (const line of stack.split('\n')) {
+      if (!/^\s*at\s|@/.test(line) || line.includes('/kernel/worker.js')) continue;
+      let wrapper = false;
+      const named = line.replace(FRAME_URL, (frame, l, c) => {
+        const url = frame.slice(0, frame.length - l.length - c.length - 2);
+        const s = scripts.get(url);
+        if (!s) return frame;
+        const at = Number(l) - s.firstLine + 1;
+        // The lines around the cell's code are the kernel's wrapper (the call that starts the cell).
+        if (at < 1 || at > s.lines) wrapper = true;
+        return `${s.label}:${at}:${c}`;
+      });
+      if (!wrapper) frames.push(named);
+    }
+    return frames;
   }
 
   /** What the page shows for a thrown value: always strings, whatever was thrown (an object whose message is an object, say). */
@@ -165,16 +179,16 @@
       const c = calls.get(msg.id);
       if (!c) return;
       calls.delete(msg.id);
-      currentCell = c.owner;
       if (msg.error) c.reject(new Error(msg.error));
       else c.resolve(msg.value);
       return;
     }
     if (msg.type !== 'run') return;
     currentCell = msg.cellId;
+    runningCell = msg.cellId;
     sent.delete(msg.cellId);
     const url = URL.createObjectURL(new Blob([msg.script], { type: 'application/javascript' }));
-    scripts.set(url, { label: text(msg.label), firstLine: Number(msg.firstLine) || 1 });
+    scripts.set(url, { label: text(msg.label), firstLine: Number(msg.firstLine) || 1, lines: Number(msg.lines) || Infinity });
     try {
       importScripts(url);
       await self.__cell;
@@ -183,6 +197,7 @@
       post({ type: 'error', cellId: msg.cellId, ...errorOutput(e) });
     } finally {
       URL.revokeObjectURL(url);
+      if (runningCell === msg.cellId) runningCell = null;
     }
   });
 

@@ -110,7 +110,9 @@ export class Kernel {
     }
     if (this.current !== job) return; // interrupted while transpiling
     this.worker ??= this.spawn();
-    this.worker.postMessage({ type: 'run', cellId: job.cellId, script: hoisted.script, label: job.label, firstLine: hoisted.firstLine });
+    // The transpiler keeps the cell's lines, so the cell's line count bounds its frames in tracebacks.
+    const lines = job.source.split('\n').length;
+    this.worker.postMessage({ type: 'run', cellId: job.cellId, script: hoisted.script, label: job.label, firstLine: hoisted.firstLine, lines });
   }
 
   private finish(job: Job, outcome: RunOutcome): void {

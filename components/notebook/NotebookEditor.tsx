@@ -51,6 +51,9 @@ function runForKernel(runId: string, model: string, events: RunEvent[]) {
 
 /** A REST reply's JSON body; an error reply throws "CODE: message" (e.g. API_NOT_FOUND: no run x), as lab calls report errors. */
 
+/** The longest an unsaved change waits for the autosave, however often the notebook keeps changing. */
+const MAX_UNSAVED_MS = 10_000;
+
 export default function NotebookEditor({ path }: { path: string }) {
   const [nb, setNb] = useState<NotebookModel | null>(null);
   const [loaded, setLoaded] = useState<LoadedNotebook | null>(null);
@@ -107,8 +110,11 @@ export default function NotebookEditor({ path }: { path: string }) {
   }, [nb === null, connection]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // ---- editing --------------------------------------------------------------------------------
+  /** When the oldest change not yet being saved was made (null: none). */
+  const dirtySince = useRef<number | null>(null);
   const change = useCallback((f: (cells: readonly Cell[]) => Cell[]) => {
     setNb((cur) => (cur ? { ...cur, cells: f(cur.cells) } : cur));
+    dirtySince.current ??= Date.now();
     setSave('dirty');
   }, []);
 
@@ -129,6 +135,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         const cur = nbRef.current;
         const base = loadedRef.current;
         if (!cur || !base) return;
+        dirtySince.current = null;
         setSave('saving');
         try {
           const next = await saveNotebook(base, cur);
@@ -148,10 +155,12 @@ export default function NotebookEditor({ path }: { path: string }) {
     return saving.current;
   }, []);
 
-  // Autosave two seconds after the last change (at once when a run started).
+  // Autosave two seconds after the last change (at once when a run started), and at the latest ten
+  // seconds after the first unsaved one: a cell's timer printing every second must not put it off.
   useEffect(() => {
     if (save !== 'dirty' && save !== 'urgent') return;
-    const t = setTimeout(() => void doSave(), save === 'urgent' ? 50 : 2000);
+    const latest = (dirtySince.current ?? Date.now()) + MAX_UNSAVED_MS - Date.now();
+    const t = setTimeout(() => void doSave(), save === 'urgent' ? 50 : Math.max(0, Math.min(2000, latest)));
     return () => clearTimeout(t);
   }, [save, nb, doSave]);
 
@@ -161,6 +170,8 @@ export default function NotebookEditor({ path }: { path: string }) {
 
   /** Adds a code cell's output; consecutive writes to one stream join into one output, as Jupyter shows them. */
   const appendOutput = (id: string, o: KernelOutput) => {
+    // A deleted cell's timers may still print: there is nowhere to put that, and nothing to save.
+    if (!nbRef.current?.cells.some((c) => c.id === id)) return;
     const out: CellOutput = o.type === 'stream' ? o : o.type === 'display' ? { type: 'display', kind: o.kind, data: o.data } : o;
     setOutputs(id, (prev) => {
       const last = prev[prev.length - 1];
