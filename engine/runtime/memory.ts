@@ -23,8 +23,10 @@ export interface MemoryBudget {
   readonly weights: number;
   /** Positions one sequence may fill: the model's context here. */
   readonly positions: number;
-  /** The checkpoint's max_position_embeddings (`positions` is less when its cache would not fit). */
+  /** The checkpoint's max_position_embeddings. */
   readonly maxPositions: number;
+  /** Why `positions` is less than `maxPositions`: a cap that was asked for, or this machine's memory. */
+  readonly limitedBy: 'request' | 'memory' | null;
   /** One sequence's KV cache grown to `positions` (float32). */
   readonly kvCache: number;
   /** The runtime's arenas and activations for a 512-token prefill (an estimate). */
@@ -123,9 +125,16 @@ export const MIN_CONTEXT = 2048;
 const CONTEXT_STEP = 64;
 
 /** What the model needs with a KV cache of `positions` (default: the checkpoint's whole context). */
-export function memoryBudget(cfg: ModelConfig, weightBytes: number, positions = cfg.maxPositions, machine = totalmem()): MemoryBudget {
+export function memoryBudget(
+  cfg: ModelConfig,
+  weightBytes: number,
+  positions = cfg.maxPositions,
+  machine = totalmem(),
+  limitedBy: MemoryBudget['limitedBy'] = null,
+): MemoryBudget {
   const kvCache = kvBytesPerPosition(cfg) * positions;
-  return { weights: weightBytes, positions, maxPositions: cfg.maxPositions, kvCache, runtime: runtimeBytes(cfg), total: weightBytes + kvCache + runtimeBytes(cfg), machine };
+  const runtime = runtimeBytes(cfg);
+  return { weights: weightBytes, positions, maxPositions: cfg.maxPositions, limitedBy, kvCache, runtime, total: weightBytes + kvCache + runtime, machine };
 }
 
 /** Activations of the largest step (a 512-token prefill) and the runtime's own arenas. */
@@ -138,18 +147,18 @@ function runtimeBytes(cfg: ModelConfig): number {
 }
 
 /**
- * The budget at the context this machine can give the model: `limit` positions when asked (at most
- * the checkpoint's), else the whole context when it fits, else the most positions that fit (a whole
- * number of cache blocks). When not even MIN_CONTEXT fits, the budget at MIN_CONTEXT is returned:
- * over the machine's memory, for checkBudget to refuse.
+ * The budget at the context this machine can give the model: the checkpoint's whole context, or
+ * `limit` positions when that is less, if its cache fits; else the most positions that fit (a whole
+ * number of cache blocks). When not even MIN_CONTEXT (or `limit`, if smaller) fits, that budget is
+ * returned: over the machine's memory, for checkBudget to refuse.
  */
 export function fitContext(cfg: ModelConfig, weightBytes: number, limit: number | null = null, machine = totalmem()): MemoryBudget {
   const wanted = Math.min(cfg.maxPositions, limit ?? cfg.maxPositions);
-  const full = memoryBudget(cfg, weightBytes, wanted, machine);
-  if (full.total <= machine || limit !== null) return full;
+  const full = memoryBudget(cfg, weightBytes, wanted, machine, wanted < cfg.maxPositions ? 'request' : null);
+  if (full.total <= machine) return full;
   const room = machine - weightBytes - full.runtime;
   const fits = Math.floor(room / kvBytesPerPosition(cfg) / CONTEXT_STEP) * CONTEXT_STEP;
-  return memoryBudget(cfg, weightBytes, Math.max(fits, Math.min(MIN_CONTEXT, wanted)), machine);
+  return memoryBudget(cfg, weightBytes, Math.max(fits, Math.min(MIN_CONTEXT, wanted)), machine, 'memory');
 }
 
 export function describeBudget(b: MemoryBudget): string {

@@ -80,6 +80,13 @@ export function groupRatioInterval(num: ArrayLike<number>, den: ArrayLike<number
  * choosing). Both must be loaded with routing outputs; their KV caches are reset per prompt.
  */
 export async function measureQuantCost(ref: ModelRunner, quant: ModelRunner, prompts: readonly (readonly number[])[], decode: number): Promise<QuantCost> {
+  // Checked up front, against the smaller of the two runners' contexts (memory can cut either one),
+  // so a long prompt does not fail half way through the measurement.
+  const context = Math.min(ref.context, quant.context);
+  const longest = Math.max(...prompts.map((p) => p.length));
+  if (longest + decode > context) {
+    throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `a prompt of ${longest} tokens plus ${decode} new ones exceeds the context of ${context} positions`, { positions: longest + decode, context });
+  }
   const moeLayers = ref.config.moeLayers.length;
   const agree = new Float64Array(moeLayers);
   const total = new Float64Array(moeLayers);

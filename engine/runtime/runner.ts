@@ -118,7 +118,7 @@ export class ModelRunner {
       });
     const warnings = [
       ...(graph.unusedTensors.length > 0 ? [describeUnusedTensors(ckpt.config, graph.unusedTensors)] : []),
-      ...(budget.positions < budget.maxPositions && opts.maxContext === undefined
+      ...(budget.limitedBy === 'memory'
         ? [`context cut to ${budget.positions} of the model's ${budget.maxPositions} positions: a longer KV cache would not fit in this machine's memory`]
         : []),
     ];
@@ -157,12 +157,13 @@ export class ModelRunner {
     return this.memory.positions;
   }
 
-  /** "the model's context of N", saying so when it is less than the checkpoint's. */
+  /** "the model's context of N", saying why when it is less than the checkpoint's. */
   describeContext(): string {
     const m = this.memory;
-    return m.positions === m.maxPositions
+    const why = m.limitedBy === 'memory' ? 'the KV cache of more would not fit in memory' : 'the context was capped when the model was loaded';
+    return m.limitedBy === null
       ? `the model's context of ${m.positions}`
-      : `the context of ${m.positions} positions this model was loaded with (of its ${m.maxPositions}; the KV cache of more would not fit in memory)`;
+      : `the context of ${m.positions} positions this model was loaded with (of its ${m.maxPositions}; ${why})`;
   }
 
   /**

@@ -45,9 +45,17 @@ describe('the context a model gets', () => {
     assert.throws(() => checkBudget(b, 'none'), (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.MEMORY_BUDGET);
   });
 
-  it('is what was asked for, at most the checkpoint\'s', () => {
-    assert.equal(fitContext(cfg, weights, 100, 1024 * GiB).positions, 100);
-    assert.equal(fitContext(cfg, weights, 10 ** 9, 1024 * GiB).positions, 163840);
+  it("is what was asked for, at most the checkpoint's, and no more than fits", () => {
+    const asked = fitContext(cfg, weights, 100, 1024 * GiB);
+    assert.deepEqual([asked.positions, asked.limitedBy], [100, 'request']);
+    const all = fitContext(cfg, weights, 10 ** 9, 1024 * GiB);
+    assert.deepEqual([all.positions, all.limitedBy], [163840, null]);
+    // A cap above what memory holds is fitted like no cap at all, not refused.
+    const full = fitContext(cfg, weights, null, 1024 * GiB);
+    const machine = weights + full.runtime + kvBytesPerPosition(cfg) * 5000;
+    const fitted = fitContext(cfg, weights, 8192, machine);
+    assert.deepEqual([fitted.positions, fitted.limitedBy], [4992, 'memory']);
+    checkBudget(fitted, 'int4');
   });
 });
 
@@ -63,7 +71,8 @@ describe('a runner loaded with a smaller context', () => {
     const r = await ModelRunner.load(fixtureDir('mixtral'), { cacheDir: testCacheDir(), maxContext: 64 });
     runners.push(r);
     assert.equal(r.context, 64);
-    const tooLong = (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.PROMPT_TOO_LONG && /64 positions this model was loaded with \(of its \d+;/.test(e.message);
+    const tooLong = (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.PROMPT_TOO_LONG && /64 positions this model was loaded with \(of its \d+; the context was capped when the model was loaded\)/.test(e.message);
+    assert.deepEqual(r.warnings, [], 'a cap that was asked for is no warning');
     await assert.rejects(r.step({ ids: Array(65).fill(1), logitIndex: [64], routeBias: null, topK: r.config.moe.topK }), tooLong);
     r.reset();
     await assert.rejects(async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { defaultPrompts, runQuantCost } from '../../engine/cli/quant-cost.ts';
-import { EngineErrorCode } from '../../engine/errors.ts';
+import { EngineError, EngineErrorCode } from '../../engine/errors.ts';
 import { groupRatioInterval, measureQuantCost, topMargin } from '../../engine/runtime/quant-cost.ts';
 import { seededRandom } from '../../engine/generate/sampling.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
@@ -56,6 +56,17 @@ describe('quantization cost against float32', () => {
     assert.ok(r.setAgreement <= r.agreement && r.setAgreement >= 1 - 2 * (1 - r.agreement), `sets ${r.setAgreement} against choices ${r.agreement}`);
     const [lo, hi] = r.agreementInterval;
     assert.ok(lo <= r.agreement && r.agreement <= hi && hi <= 1, `interval ${lo}–${hi} around ${r.agreement}`);
+  });
+
+  it('refuses up front a prompt that would outgrow either runner\'s context', async () => {
+    const ref = await load('none');
+    const capped = await ModelRunner.load(fixtureDir('mixtral'), { cacheDir: testCacheDir(), quant: 'int8', maxContext: 20 });
+    runners.push(capped);
+    await assert.rejects(
+      measureQuantCost(ref, capped, [[1, 2, 3], Array.from({ length: 15 }, (_, i) => i + 1)], 8),
+      (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.PROMPT_TOO_LONG && /15 tokens plus 8 new ones exceeds the context of 20 positions/.test(e.message),
+    );
+    assert.equal(ref.position, 0, 'nothing ran');
   });
 
   it('bounds a grouped ratio by resampling whole groups, narrower with more groups', () => {
