@@ -209,6 +209,9 @@ describe('notebook in the browser', () => {
   });
 
   /** A second page, signed in (its log watched from the start), and notebook `path` of these cells stored on the server. */
+  /** A code cell of a notebook file, for pageWithNotebook. */
+  const code = (id: string, source: string) => ({ id, cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
+
   async function pageWithNotebook(path: string, cells: unknown[]): Promise<{ fresh: Page; freshLog: ReturnType<typeof watchPage> }> {
     const fresh = await browser.newPage();
     const freshLog = watchPage(fresh);
@@ -242,8 +245,7 @@ describe('notebook in the browser', () => {
   it("runs the cell whose editor has focus, after another cell's editor was deleted", async () => {
     // Each editor binds the run keys; a deleted editor's binding must go with it, or it takes the
     // keys over and runs the wrong cell with its own (empty) text.
-    const code = (id: string) => ({ id, cell_type: 'code', source: '', execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
-    const { fresh, freshLog } = await pageWithNotebook('two-editors.moenb', [code('c1'), code('c2')]);
+    const { fresh, freshLog } = await pageWithNotebook('two-editors.moenb', [code('c1', ''), code('c2', '')]);
     await fresh.goto(`${app.url}/notebook?path=two-editors.moenb`);
     const freshCells = fresh.locator('[data-testid="cell"]');
     await freshCells.nth(1).locator('.monaco-editor').waitFor({ timeout: 30_000 });
@@ -263,8 +265,8 @@ describe('notebook in the browser', () => {
 
   it('Run all numbers the cells that execute 1, 2, … and leaves markdown unnumbered', async () => {
     const md = (id: string) => ({ id, cell_type: 'markdown', source: `# ${id}`, metadata: { moelab: { kind: 'markdown' } } });
-    const code = (id: string) => ({ id, cell_type: 'code', source: `console.log('${id}')`, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
-    const { fresh, freshLog } = await pageWithNotebook('numbering.moenb', [md('m1'), code('c1'), md('m2'), code('c2')]);
+    const logs = (id: string) => code(id, `console.log('${id}')`);
+    const { fresh, freshLog } = await pageWithNotebook('numbering.moenb', [md('m1'), logs('c1'), md('m2'), logs('c2')]);
     await fresh.goto(`${app.url}/notebook?path=numbering.moenb`);
     const freshCells = fresh.locator('[data-testid="cell"]');
     await freshCells.nth(3).waitFor();
@@ -284,7 +286,7 @@ describe('notebook in the browser', () => {
       "lab.show('nonsense', { runId: 'r1' });",
       "console.log('end');",
     ].join('\n');
-    const cell = { id: 'c1', cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } };
+    const cell = code('c1', source);
     const { fresh, freshLog } = await pageWithNotebook('lab-errors.moenb', [cell]);
     await fresh.goto(`${app.url}/notebook?path=lab-errors.moenb`);
     await fresh.getByLabel('run all').click();
@@ -300,7 +302,6 @@ describe('notebook in the browser', () => {
   });
 
   it("cells own the kernel's global names, values print as themselves, an odd throw stops Run all without breaking the page", async () => {
-    const code = (id: string, source: string) => ({ id, cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
     const { fresh, freshLog } = await pageWithNotebook('kernel-names.moenb', [
       // Names the kernel itself once used at global scope.
       code('k1', "const format = (x: number) => x.toFixed(2);\nlet calls = [1];\nvar onmessage = 5;\nconsole.log(new Map([[1, 'a']]), new Set([2]), 10n, NaN, /x/);"),
@@ -325,7 +326,6 @@ describe('notebook in the browser', () => {
   });
 
   it("a timer writes to the cell that set it, also after that cell finished; its error ends only that cell's own run", async () => {
-    const code = (id: string, source: string) => ({ id, cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
     const { fresh, freshLog } = await pageWithNotebook('background.moenb', [
       code('b1', [
         "const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));",
@@ -365,7 +365,7 @@ describe('notebook in the browser', () => {
 
   it("a timer printing every 300 ms does not put off the autosave of a cell's deletion", async () => {
     const { fresh, freshLog } = await pageWithNotebook('ticking.moenb', [
-      { id: 'k1', cell_type: 'code', source: "setInterval(() => console.log('tick'), 300);", execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } },
+      code('k1', "setInterval(() => console.log('tick'), 300);"),
       { id: 'k2', cell_type: 'markdown', source: '# delete me', metadata: { moelab: { kind: 'markdown' } } },
     ]);
     await fresh.goto(`${app.url}/notebook?path=ticking.moenb`);
@@ -393,7 +393,6 @@ describe('notebook in the browser', () => {
   });
 
   it("an error's traceback names the cells and their own line numbers, also across cells", async () => {
-    const code = (id: string, source: string) => ({ id, cell_type: 'code', source, execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } });
     const { fresh, freshLog } = await pageWithNotebook('traceback.moenb', [
       code('t1', '// a helper\nfunction pick(o: any) {\n  return o.x.y;\n}'),
       code('t2', 'const z = 1;\n\npick({});'),
@@ -415,7 +414,7 @@ describe('notebook in the browser', () => {
   });
 
   it("interrupting a cell, from the toolbar or its own stop button, cancels the generation it was waiting for", async () => {
-    const cell = { id: 'g1', cell_type: 'code', source: "await lab.generate({ model: 'slow-random', promptIds: [1, 2, 3], maxNewTokens: 1000, ignoreEos: true });", execution_count: null, outputs: [], metadata: { moelab: { kind: 'code' } } };
+    const cell = code('g1', "await lab.generate({ model: 'slow-random', promptIds: [1, 2, 3], maxNewTokens: 1000, ignoreEos: true });");
     const { fresh, freshLog } = await pageWithNotebook('interrupt-generate.moenb', [cell]);
     await fresh.goto(`${app.url}/notebook?path=interrupt-generate.moenb`);
     await fresh.locator('[data-testid="cell"]').first().waitFor();
