@@ -31,7 +31,7 @@ import type { ModelRegistry } from './models.ts';
 import { MAX_NOTEBOOK_BYTES, NotebookError, type NotebookStore } from './notebooks/store.ts';
 import type { RunManager } from './runs/manager.ts';
 import type { RunEvent } from './protocol.ts';
-import type { RunStore } from './store/run-store.ts';
+import { RunStoreError, type RunStore } from './store/run-store.ts';
 
 export interface ApiContext {
   readonly runs: RunManager;
@@ -114,6 +114,7 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
     if (e instanceof HttpError) return json(res, e.status, { error: { code: e.code, message: e.message } });
     if (e instanceof NotebookError) return json(res, e.status, { error: { code: e.code, message: e.message } });
     if (e instanceof AnalysisError) return json(res, 400, { error: { code: e.code, message: e.message } });
+    if (e instanceof RunStoreError) return json(res, 500, { error: { code: e.code, message: e.message } });
     throw e;
   }
 }

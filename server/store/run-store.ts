@@ -2,11 +2,16 @@
  * Durable run store: every run's request, status, summary and full event log in SQLite, under the
  * data directory. Events are appended in transactions as they stream; a run that was queued or
  * running when the process stopped is marked `interrupted` at the next start, never lost.
+ *
+ * What is read back is parsed against the protocol's schemas, as anything from disk is: a row that
+ * does not parse (a damaged or hand-edited file) fails that run's read with STORE_BAD_ROW, and is
+ * left out of listings, rather than reaching a client as something it is not.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { GenerateParams, RunEvent, RunStatus } from '../protocol.ts';
+import { z } from 'zod';
+import { generateParamsSchema, runEventSchema, runStatusSchema, type GenerateParams, type RunEvent, type RunStatus } from '../protocol.ts';
 import { lockDataDir, type DataDirLock } from './data-lock.ts';
 
 export interface RunRecord {
@@ -24,18 +29,37 @@ export interface RunRecord {
   readonly eventCount: number;
 }
 
-interface RunRow {
-  id: string;
-  client_run_id: string | null;
-  model_id: string;
-  model_hash: string | null;
-  params: string;
-  status: RunStatus;
-  created_at: string;
-  finished_at: string | null;
-  summary: string | null;
-  error: string | null;
-  event_count: number;
+/** A stored row that does not parse. */
+export class RunStoreError extends Error {
+  readonly code = 'STORE_BAD_ROW';
+}
+
+const runRowSchema = z.object({
+  id: z.string(),
+  client_run_id: z.string().nullable(),
+  model_id: z.string(),
+  model_hash: z.string().nullable(),
+  params: z.string(),
+  status: runStatusSchema,
+  created_at: z.string(),
+  finished_at: z.string().nullable(),
+  summary: z.string().nullable(),
+  error: z.string().nullable(),
+  event_count: z.number().int().nonnegative(),
+});
+const storedErrorSchema = z.object({ code: z.string(), message: z.string() });
+
+/** `text` as JSON checked against `schema`, or RunStoreError naming `what`. */
+function parseStored<T>(schema: z.ZodType<T>, text: string, what: string): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new RunStoreError(`${what} is not JSON`);
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new RunStoreError(`${what} does not parse: ${r.error.issues[0]?.path.join('.') || '(root)'}: ${r.error.issues[0]?.message}`);
+  return r.data;
 }
 
 const SCHEMA = `
@@ -118,25 +142,33 @@ export class RunStore {
   }
 
   get(id: string): RunRecord | null {
-    const row = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
-    return row ? toRecord(row) : null;
+    const row: unknown = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id);
+    return row === undefined ? null : toRecord(row);
   }
 
   list(opts: { limit?: number; before?: string } = {}): RunRecord[] {
     const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
-    const rows = (
-      opts.before
-        ? this.db.prepare(`SELECT * FROM runs WHERE created_at < ? ORDER BY created_at DESC LIMIT ?`).all(opts.before, limit)
-        : this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC LIMIT ?`).all(limit)
-    ) as RunRow[];
-    return rows.map(toRecord);
+    const rows: unknown[] = opts.before
+      ? this.db.prepare(`SELECT * FROM runs WHERE created_at < ? ORDER BY created_at DESC LIMIT ?`).all(opts.before, limit)
+      : this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC LIMIT ?`).all(limit);
+    // One damaged row must not hide every other run; reading it alone reports it.
+    return rows.flatMap((row) => {
+      try {
+        return [toRecord(row)];
+      } catch (e) {
+        if (e instanceof RunStoreError) return [];
+        throw e;
+      }
+    });
   }
 
   events(id: string, from = 0, limit = 1_000_000): RunEvent[] {
-    const rows = this.db
-      .prepare(`SELECT event FROM run_events WHERE run_id = ? AND seq >= ? ORDER BY seq LIMIT ?`)
-      .all(id, from, limit) as { event: string }[];
-    return rows.map((r) => JSON.parse(r.event) as RunEvent);
+    const rows = this.db.prepare(`SELECT seq, event FROM run_events WHERE run_id = ? AND seq >= ? ORDER BY seq LIMIT ?`).all(id, from, limit);
+    return rows.map((row) => {
+      const r = z.object({ seq: z.number(), event: z.string() }).safeParse(row);
+      if (!r.success) throw new RunStoreError(`run ${id}: an event row does not parse`);
+      return parseStored(runEventSchema, r.data.event, `run ${id} event ${r.data.seq}`);
+    });
   }
 
   delete(id: string): boolean {
@@ -149,18 +181,23 @@ export class RunStore {
   }
 }
 
-function toRecord(r: RunRow): RunRecord {
+function toRecord(row: unknown): RunRecord {
+  const parsed = runRowSchema.safeParse(row);
+  if (!parsed.success) throw new RunStoreError(`a run row does not parse: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
+  const r = parsed.data;
+  const summary = r.summary === null ? null : parseStored(runEventSchema, r.summary, `run ${r.id} summary`);
+  if (summary !== null && summary.t !== 'done') throw new RunStoreError(`run ${r.id} summary is a '${summary.t}' event, not 'done'`);
   return {
     id: r.id,
     clientRunId: r.client_run_id,
     modelId: r.model_id,
     modelHash: r.model_hash,
-    params: JSON.parse(r.params) as GenerateParams,
+    params: parseStored(generateParamsSchema, r.params, `run ${r.id} parameters`),
     status: r.status,
     createdAt: r.created_at,
     finishedAt: r.finished_at,
-    summary: r.summary ? (JSON.parse(r.summary) as Extract<RunEvent, { t: 'done' }>) : null,
-    error: r.error ? (JSON.parse(r.error) as { code: string; message: string }) : null,
+    summary,
+    error: r.error === null ? null : parseStored(storedErrorSchema, r.error, `run ${r.id} error`),
     eventCount: r.event_count,
   };
 }

@@ -258,6 +258,47 @@ describe('the run store', () => {
   });
 });
 
+describe('what the run store reads back', () => {
+  it('a damaged row fails that run with STORE_BAD_ROW and leaves every other run readable', async () => {
+    const modelDir = await smallModel();
+    const dataDir = mkdtempSync(join(tmpdir(), 'moe-lab-data-'));
+    const first = await labServer({ modelDirs: [modelDir], dataDir });
+    const c = await TestClient.connect(first.url, { token: first.token });
+    await c.hello();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = await c.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 4 });
+      await c.untilDone(id);
+      ids.push(id);
+    }
+    await c.close();
+    await first.close();
+    const [badEvent, badParams, intact] = ids as [string, string, string];
+    const db = new Database(join(dataDir, 'runs.sqlite'));
+    db.prepare(`UPDATE run_events SET event = ? WHERE run_id = ? AND seq = 3`).run(JSON.stringify({ t: 'routing', index: 0, phase: 'prefill', ids: 'x', w: [], h: [] }), badEvent);
+    db.prepare(`UPDATE runs SET params = ? WHERE id = ?`).run('{"model": ', badParams);
+    db.close();
+
+    const second = await labServer({ modelDirs: [modelDir], dataDir });
+    try {
+      const get = (path: string) => fetch(`${second.url}${path}`, { headers: { Authorization: `Bearer ${second.token}` } });
+      const a = await get(`/api/runs/${badEvent}`);
+      assert.equal(a.status, 500);
+      const aBody = (await a.json()) as { error: { code: string; message: string } };
+      assert.equal(aBody.error.code, 'STORE_BAD_ROW');
+      assert.match(aBody.error.message, new RegExp(`run ${badEvent} event 3 does not parse: ids`));
+      const b = (await (await get(`/api/runs/${badParams}`)).json()) as { error: { code: string; message: string } };
+      assert.equal(b.error.code, 'STORE_BAD_ROW');
+      assert.match(b.error.message, /parameters is not JSON/);
+      assert.equal((await get(`/api/runs/${intact}`)).status, 200);
+      const list = (await (await get('/api/runs')).json()) as { runs: { id: string }[] };
+      assert.deepEqual(new Set(list.runs.map((r) => r.id)), new Set([badEvent, intact]), 'the run whose own row is damaged is left out; the others are listed');
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 describe('one server per data directory, and a busy database', () => {
   it('a second server on the same data directory is refused while the first runs, and starts once it stopped', async () => {
     const modelDir = await smallModel();
