@@ -48,6 +48,7 @@ const runRowSchema = z.object({
   event_count: z.number().int().nonnegative(),
 });
 const storedErrorSchema = z.object({ code: z.string(), message: z.string() });
+const eventRowSchema = z.object({ seq: z.number(), event: z.string() });
 
 /** `text` as JSON checked against `schema`, or RunStoreError naming `what`. */
 function parseStored<T>(schema: z.ZodType<T>, text: string, what: string): T {
@@ -165,7 +166,7 @@ export class RunStore {
   events(id: string, from = 0, limit = 1_000_000): RunEvent[] {
     const rows = this.db.prepare(`SELECT seq, event FROM run_events WHERE run_id = ? AND seq >= ? ORDER BY seq LIMIT ?`).all(id, from, limit);
     return rows.map((row) => {
-      const r = z.object({ seq: z.number(), event: z.string() }).safeParse(row);
+      const r = eventRowSchema.safeParse(row);
       if (!r.success) throw new RunStoreError(`run ${id}: an event row does not parse`);
       return parseStored(runEventSchema, r.data.event, `run ${id} event ${r.data.seq}`);
     });
