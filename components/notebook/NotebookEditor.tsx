@@ -19,7 +19,7 @@ import { RunCache } from '../runs';
 import { CellView } from './cells';
 import { downloadHtml, downloadIpynb, loadNotebook, saveNotebook, type LoadedNotebook } from './persist';
 import {
-  changeKind, endedRunOutput, insertCell, newCell, patchCell, promptParams, removeCell, updateCell,
+  changeKind, displayRunId, endedRunOutput, insertCell, newCell, patchCell, promptParams, removeCell, updateCell,
   type Cell, type CellKind, type CellOutput, type NotebookModel,
 } from './model';
 
@@ -99,15 +99,19 @@ export default function NotebookEditor({ path }: { path: string }) {
     };
   }, [path]);
 
-  // Saved runs: load them, and resume any still running on the server.
+  // Runs the notebook shows: load them, and resume any still running on the server. Checked on every
+  // change, not only at load: `lab.show` may show a stored run the page has not seen.
   useEffect(() => {
     if (!nb || connection !== 'open') return;
     for (const cell of nb.cells) {
-      for (const o of cell.outputs) if (o.type === 'run') void runs.ensure(o.runId, client.current);
+      for (const o of cell.outputs) {
+        const runId = o.type === 'run' ? o.runId : o.type === 'display' ? displayRunId(o.data) : null;
+        if (runId) void runs.ensure(runId, client.current);
+      }
       // Viz cells may point straight at stored runs.
       for (const s of [cell.viz?.source, cell.viz?.sourceB]) if (s && 'runId' in s) void runs.ensure(s.runId, client.current);
     }
-  }, [nb === null, connection]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [nb, connection, runs]);
 
   // ---- editing --------------------------------------------------------------------------------
   /** When the oldest change not yet being saved was made (null: none). */

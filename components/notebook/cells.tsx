@@ -9,7 +9,7 @@ import type { RunCache } from '../runs';
 import { useRun } from '../runs';
 import { renderMarkdown } from './format';
 import type { Cell, CellOutput, CellPatch, PromptSettings, VizKind, VizSettings } from './model';
-import { expertListError, runIdOf } from './model';
+import { displayRunId, expertListError, runIdOf } from './model';
 import { RunView } from './run-view';
 import { VIZ_KINDS } from '../viz';
 
@@ -119,7 +119,7 @@ function Outputs({ outputs, runs }: { outputs: readonly CellOutput[]; runs: RunC
 
 /** `lab.show(kind, data)`: data may be a run (with runId) or plain JSON. */
 function DisplayOutput({ kind, data, runs }: { kind: string; data: unknown; runs: RunCache }) {
-  const runId = typeof data === 'object' && data !== null && 'runId' in data && typeof (data as { runId: unknown }).runId === 'string' ? (data as { runId: string }).runId : null;
+  const runId = displayRunId(data);
   if (runId && (VIZ_KINDS as readonly string[]).includes(kind)) return <RunView runId={runId} runs={runs} views={[kind as VizKind]} />;
   if (runId) return <pre className="out-error">{`lab.show: no view '${kind}'; the views are ${VIZ_KINDS.join(', ')}`}</pre>;
   return <pre className="out-stream">{typeof data === 'string' ? data : JSON.stringify(data, null, 2)}</pre>;

@@ -170,6 +170,12 @@ export function runIdOf(cell: Cell | undefined): string | null {
   return out && out.type === 'run' ? out.runId : null;
 }
 
+/** The run a `lab.show` display shows (its data is the run object the cell passed), or null. */
+export function displayRunId(data: unknown): string | null {
+  if (typeof data !== 'object' || data === null || !('runId' in data)) return null;
+  return typeof data.runId === 'string' ? data.runId : null;
+}
+
 /** Why `spec` is not a valid expert list, or null when it is. */
 export function expertListError(spec: string): string | null {
   try {

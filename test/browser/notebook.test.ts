@@ -392,6 +392,24 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it("a code cell's lab.show view finds its run again after a reload", async () => {
+    const { fresh, freshLog } = await pageWithNotebook('show-reload.moenb', [
+      code('s1', "const run = await lab.generate({ promptIds: [1, 2, 3], maxNewTokens: 4, ignoreEos: true });\nlab.show('token-strip', run);"),
+    ]);
+    await fresh.goto(`${app.url}/notebook?path=show-reload.moenb`);
+    const summary = fresh.locator('[data-testid="cell"]').first().locator('[data-testid="run-summary"]');
+    await fresh.getByLabel('run all').click();
+    await summary.filter({ hasText: 'new tokens' }).waitFor({ timeout: 30_000 });
+    // Reload once the file holds the view's output.
+    const stored = async () => ((await (await fresh.request.get(`${app.url}/api/notebooks/show-reload.moenb`)).json()) as { content: string }).content;
+    for (let i = 0; i < 40 && !(await stored()).includes('display_data'); i++) await fresh.waitForTimeout(250);
+    await fresh.reload();
+    await summary.filter({ hasText: 'new tokens' }).waitFor({ timeout: 15_000 });
+    assert.match(await summary.innerText(), /3 prompt \+ 4 new tokens/);
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it("an error's traceback names the cells and their own line numbers, also across cells", async () => {
     const { fresh, freshLog } = await pageWithNotebook('traceback.moenb', [
       code('t1', '// a helper\nfunction pick(o: any) {\n  return o.x.y;\n}'),
