@@ -84,6 +84,8 @@ export class LabClient {
     if (run && !run.done) {
       run.done = true;
       run.handlers.onError?.(ClientErrorCode.BAD_MESSAGE, bad.message);
+      // Nothing more of it can be shown: stop the server sending it (the run itself goes on, stored).
+      this.ws?.send(JSON.stringify({ type: 'unsubscribe', runId: bad.runId }));
     }
     const answer = bad.id ? this.pending.get(bad.id) : undefined;
     if (answer) {

@@ -110,20 +110,22 @@ describe('the browser protocol client', () => {
    * A server that speaks another dialect: `answer` decides what it sends for each message the
    * client sends (after its own greeting, which `hello` replaces when given).
    */
-  async function oddServer(answer: (msg: Record<string, unknown>) => unknown[], hello?: unknown): Promise<{ url: string; close(): Promise<void> }> {
+  async function oddServer(answer: (msg: Record<string, unknown>) => unknown[], hello?: unknown): Promise<{ url: string; received: Record<string, unknown>[]; close(): Promise<void> }> {
+    const received: Record<string, unknown>[] = [];
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await new Promise<void>((r) => wss.once('listening', () => r()));
     const goodHello = { type: 'hello', protocol: 1, app: 'moe-lab', models: [], limits: { maxQueue: 1, maxActiveRunsPerConnection: 1, maxConcurrentRuns: 1, maxNewTokens: 1, maxPromptTokens: 1, maxPayloadBytes: 1, messagesPerSecond: 1 } };
     wss.on('connection', (ws) => {
       ws.on('message', (data) => {
         const msg = JSON.parse(String(data)) as Record<string, unknown>;
+        received.push(msg);
         const replies = msg['type'] === 'hello' ? [hello ?? goodHello] : answer(msg);
         // One frame per task, as a browser delivers them (ws would hand several over in one tick).
         replies.forEach((r, i) => setTimeout(() => ws.send(typeof r === 'string' ? r : JSON.stringify(r)), 20 * i));
       });
     });
     const { port } = wss.address() as { port: number };
-    return { url: `ws://127.0.0.1:${port}/ws`, close: () => new Promise((r) => wss.close(() => r())) };
+    return { url: `ws://127.0.0.1:${port}/ws`, received, close: () => new Promise((r) => wss.close(() => r())) };
   }
 
   it('a reply it cannot read fails the request that waits for it, with CLIENT_BAD_MESSAGE', async () => {
@@ -162,6 +164,8 @@ describe('the browser protocol client', () => {
       await until(() => errors.length > 0);
       assert.match(errors[0]!, /^CLIENT_BAD_MESSAGE: the server sent an invalid message: events\.0\.ids: expected an array of numbers$/);
       assert.deepEqual(got, [], 'nothing unparsed reached the views');
+      await until(() => server.received.some((m) => m['type'] === 'unsubscribe'));
+      assert.deepEqual(server.received.at(-1), { type: 'unsubscribe', runId: 'r1' }, 'the server is told to stop sending the run');
     } finally {
       console.error = logged;
       c.close();
