@@ -4,7 +4,7 @@
  * CLIENT_BAD_MESSAGE instead of somewhere deep in a view.
  */
 import type { z } from 'zod';
-import { apiErrorSchema } from '../server/protocol';
+import { apiErrorSchema, describeIssue } from '../server/protocol';
 import { ClientErrorCode } from './lab-client';
 
 /** Throws `CODE: message` for an error answer (`HTTP status` when its body is not one of ours). */
@@ -19,6 +19,5 @@ export async function apiJson<T>(res: Response, schema: z.ZodType<T>): Promise<T
   const body: unknown = await (await apiOk(res)).json().catch(() => undefined);
   const r = schema.safeParse(body);
   if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  throw new Error(`${ClientErrorCode.BAD_MESSAGE}: ${res.url || 'the server'} answered ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  throw new Error(`${ClientErrorCode.BAD_MESSAGE}: ${res.url || 'the server'} answered ${describeIssue(r.error)}`);
 }

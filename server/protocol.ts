@@ -300,6 +300,21 @@ export const serverMessageSchema: z.ZodType<ServerMessage> = z.discriminatedUnio
   z.looseObject({ type: z.literal('error'), id: z.string().nullable(), runId: z.string().nullable(), code: z.string(), message: z.string() }),
 ]);
 
+/** The first problem a schema found, as `path: message` (`(root)` for the value itself). */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return `${issue?.path.join('.') || '(root)'}: ${issue?.message}`;
+}
+
+/**
+ * `raw[key]` when `raw` is an object whose `key` passes `schema`, else null: the request or run a
+ * message that failed validation still names, so its error can answer them.
+ */
+function fieldOf<T>(raw: unknown, key: string, schema: z.ZodType<T>): T | null {
+  const v = schema.safeParse(typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)[key] : undefined);
+  return v.success ? v.data : null;
+}
+
 /**
  * Parses one frame from the server; never throws. What does not parse (a server of another version,
  * say) comes back with the request and run it names, when it names them, so the client can fail
@@ -314,16 +329,11 @@ export function parseServerMessage(text: string): { ok: true; msg: ServerMessage
   }
   const r = serverMessageSchema.safeParse(raw);
   if (r.success) return { ok: true, msg: r.data };
-  const field = (key: 'id' | 'runId') => {
-    const v = z.string().safeParse(typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)[key] : undefined);
-    return v.success ? v.data : null;
-  };
-  const issue = r.error.issues[0];
   return {
     ok: false,
-    id: field('id'),
-    runId: field('runId'),
-    message: `the server sent an invalid message: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    id: fieldOf(raw, 'id', z.string()),
+    runId: fieldOf(raw, 'runId', z.string()),
+    message: `the server sent an invalid message: ${describeIssue(r.error)}`,
   };
 }
 
@@ -373,13 +383,11 @@ export function parseClientMessage(
   }
   const r = clientMessageSchema.safeParse(raw);
   if (!r.success) {
-    const issue = r.error.issues[0];
-    const id = requestId.safeParse(typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined);
     return {
       ok: false,
-      id: id.success ? id.data : null,
+      id: fieldOf(raw, 'id', requestId),
       code: ProtocolErrorCode.BAD_MESSAGE,
-      message: `invalid message: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+      message: `invalid message: ${describeIssue(r.error)}`,
     };
   }
   return { ok: true, msg: r.data };

@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import { generateParamsSchema, runEventSchema, runStatusSchema, type GenerateParams, type RunEvent, type RunStatus } from '../protocol.ts';
+import { describeIssue, generateParamsSchema, runEventSchema, runStatusSchema, type GenerateParams, type RunEvent, type RunStatus } from '../protocol.ts';
 import { lockDataDir, type DataDirLock } from './data-lock.ts';
 
 export interface RunRecord {
@@ -59,7 +59,7 @@ function parseStored<T>(schema: z.ZodType<T>, text: string, what: string): T {
     throw new RunStoreError(`${what} is not JSON`);
   }
   const r = schema.safeParse(raw);
-  if (!r.success) throw new RunStoreError(`${what} does not parse: ${r.error.issues[0]?.path.join('.') || '(root)'}: ${r.error.issues[0]?.message}`);
+  if (!r.success) throw new RunStoreError(`${what} does not parse: ${describeIssue(r.error)}`);
   return r.data;
 }
 
@@ -184,7 +184,7 @@ export class RunStore {
 
 function toRecord(row: unknown): RunRecord {
   const parsed = runRowSchema.safeParse(row);
-  if (!parsed.success) throw new RunStoreError(`a run row does not parse: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success) throw new RunStoreError(`a run row does not parse: ${describeIssue(parsed.error)}`);
   const r = parsed.data;
   const summary = r.summary === null ? null : parseStored(runEventSchema, r.summary, `run ${r.id} summary`);
   if (summary !== null && summary.t !== 'done') throw new RunStoreError(`run ${r.id} summary is a '${summary.t}' event, not 'done'`);
