@@ -5,7 +5,9 @@
  */
 import { useSyncExternalStore } from 'react';
 import { runDetailSchema, type RunEvent } from '../server/protocol';
-import { ClientErrorCode, type LabClient } from './lab-client';
+import type { z } from 'zod';
+import { apiJson } from './api';
+import type { LabClient } from './lab-client';
 
 export interface RunState {
   readonly events: RunEvent[];
@@ -61,12 +63,14 @@ export class RunCache {
     try {
       const res = await fetch(`/api/runs/${encodeURIComponent(runId)}`);
       if (!res.ok) return this.set(runId, { events: [], version: 1, status: 'missing' });
-      const parsed = runDetailSchema.safeParse(await res.json().catch(() => undefined));
-      if (!parsed.success) {
-        console.error(`${ClientErrorCode.BAD_MESSAGE}: /api/runs/${runId}: ${parsed.error.issues[0]?.message}`);
+      let body: z.infer<typeof runDetailSchema>;
+      try {
+        body = await apiJson(res, runDetailSchema);
+      } catch (e) {
+        // An answer this page cannot read (CLIENT_BAD_MESSAGE): the run cannot be shown.
+        console.error(e instanceof Error ? e.message : String(e));
         return this.set(runId, { events: [], version: 1, status: 'failed' });
       }
-      const body = parsed.data;
       const live = body.run.status === 'running' || body.run.status === 'queued';
       this.set(runId, { events: body.events, version: 1, status: live ? 'streaming' : body.run.status === 'failed' ? 'failed' : 'done' });
       if (live && client) client.attach(runId, body.events.length, { onEvents: (evs) => this.append(runId, evs) });

@@ -49,8 +49,6 @@ function runForKernel(runId: string, model: string, events: RunEvent[]) {
   };
 }
 
-/** A REST reply's JSON body; an error reply throws "CODE: message" (e.g. API_NOT_FOUND: no run x), as lab calls report errors. */
-
 /** The longest an unsaved change waits for the autosave, however often the notebook keeps changing. */
 const MAX_UNSAVED_MS = 10_000;
 
