@@ -17,7 +17,7 @@
   /** The cell whose run is in progress, if any. */
   let runningCell = null;
   let nextCall = 1;
-  /** Pending lab calls: how to settle each, and the cell that made it. */
+  /** Pending lab calls: how to settle each. */
   const calls = new Map();
   /** Characters of output one cell may send per run; past it the output is cut, once, with a notice. */
   const MAX_CELL_OUTPUT = 1_000_000;
@@ -144,15 +144,14 @@
    * and called from another still points at its own cell.
    */
   const scripts = new Map();
-  const FRAME_URL = /blob:[^\s)]+?:(\d+):(\d+)/g;
+  const FRAME_URL = /(blob:[^\s)]+?):(\d+):(\d+)/g;
 
   function traceback(stack) {
     const frames = [];
     for (const line of stack.split('\n')) {
       if (!/^\s*at\s|@/.test(line) || line.includes('/kernel/worker.js')) continue;
       let wrapper = false;
-      const named = line.replace(FRAME_URL, (frame, l, c) => {
-        const url = frame.slice(0, frame.length - l.length - c.length - 2);
+      const named = line.replace(FRAME_URL, (frame, url, l, c) => {
         const s = scripts.get(url);
         if (!s) return frame;
         const at = Number(l) - s.firstLine + 1;

@@ -48,8 +48,8 @@ export class Kernel {
   private current: Job | null = null;
   onState: (state: 'idle' | 'busy' | 'restarting') => void = () => {};
   /**
-   * Output of a cell that is not the one running: its timers and promises, after it finished. It
-   * belongs to that cell, as the output of a cell's background thread does in Jupyter.
+   * Output of a cell that is not the one running: a timer it set, or output that arrives after its
+   * run ended. It belongs to that cell, as the output of a cell's background thread does in Jupyter.
    */
   onBackgroundOutput: (cellId: string, output: KernelOutput) => void = () => {};
 
