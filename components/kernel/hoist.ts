@@ -4,9 +4,9 @@
  * `const`/`let`/`var`, `function` and `class` becomes an assignment to a global declared with
  * `var` before it, so the next cell (a separate script in the same worker) sees it.
  *
- * It is a small scanner, not a parser: it tracks strings, template literals, comments and bracket
- * depth, and rewrites declarations that start a statement at depth 0 (simple names, and object or
- * array destructuring of simple names).
+ * It is a small scanner, not a parser: it tracks strings, template literals, regular expressions,
+ * comments and bracket depth, and rewrites declarations that start a statement at depth 0 (simple
+ * names, and object or array destructuring of simple names).
  */
 
 export interface HoistResult {
@@ -19,15 +19,58 @@ export interface HoistResult {
 }
 
 const IDENT = /^[A-Za-z_$][\w$]*/;
+const WORD_CHAR = /[\w$]/;
+
+/** Depth marks for what is not code: string, template and regular-expression text, and comments. */
+const TEXT = -1;
+const COMMENT = -2;
+
+/** Words after which a `/` starts a regular expression rather than dividing (`return /x/`). */
+const REGEX_AFTER_WORD = new Set(['return', 'typeof', 'instanceof', 'in', 'of', 'new', 'delete', 'void', 'throw', 'case', 'do', 'else', 'yield', 'await']);
+/** Statement heads whose `(…)` a regular expression may follow (`if (ok) /x/.test(s)`). */
+const PAREN_HEADS = new Set(['if', 'while', 'for', 'with']);
+
+/** End (exclusive, flags included) of the regular-expression literal whose opening `/` is at i, or -1 when none closes on its line. */
+function regexEnd(src: string, i: number): number {
+  let inClass = false;
+  for (let k = i + 1; k < src.length; k++) {
+    const c = src[k]!;
+    if (c === '\n') return -1;
+    if (c === '\\') k++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '/') {
+      let e = k + 1;
+      while (e < src.length && WORD_CHAR.test(src[e]!)) e++;
+      return e;
+    }
+  }
+  return -1;
+}
+
+interface Scan {
+  /** Bracket depth before each character; TEXT or COMMENT where there is no code. */
+  readonly depth: Int32Array;
+  /** Whether every closing bracket had an opening one and none is left open. */
+  readonly balanced: boolean;
+}
 
 /**
- * Bracket depth before each character, or -1 inside strings, template text and comments.
- * Template substitutions (`${…}`) count as code at one level deeper.
+ * Bracket depth before each character. Template substitutions (`${…}`) count as code at one level
+ * deeper. A `/` starts a regular expression where a value cannot end (after an operator, an opening
+ * bracket, a keyword such as `return`, or the head of an `if`), and divides after a name, a number,
+ * a literal or a closing bracket, which is how JavaScript tells them apart too.
  */
-function depthMap(src: string): Int32Array {
-  const depth = new Int32Array(src.length).fill(-1);
+function scan(src: string): Scan {
+  const depth = new Int32Array(src.length).fill(TEXT);
   let d = 0;
+  let balanced = true;
   const templates: number[] = [];
+  /** Whether a `/` here would start a regular expression. */
+  let regexOk = true;
+  let lastWord = '';
+  /** For each open `(`: whether it is the head of an if/while/for/with, after which code starts again. */
+  const parens: boolean[] = [];
   const skipTemplateText = (from: number): number => {
     let k = from;
     for (; k < src.length; k++) {
@@ -36,6 +79,7 @@ function depthMap(src: string): Int32Array {
       else if (src[k] === '$' && src[k + 1] === '{') {
         templates.push(d);
         d++;
+        regexOk = true;
         return k + 1;
       }
     }
@@ -45,57 +89,96 @@ function depthMap(src: string): Int32Array {
     const c = src[i]!;
     const next = src[i + 1];
     if (c === '/' && next === '/') {
-      while (i < src.length && src[i] !== '\n') i++;
+      for (; i < src.length && src[i] !== '\n'; i++) depth[i] = COMMENT;
       i--;
       continue;
     }
     if (c === '/' && next === '*') {
       const close = src.indexOf('*/', i + 2);
-      i = close < 0 ? src.length : close + 1;
+      const stop = close < 0 ? src.length : close + 2;
+      depth.fill(COMMENT, i, stop);
+      i = stop - 1;
       continue;
+    }
+    if (c === '/' && regexOk) {
+      const end = regexEnd(src, i);
+      if (end > 0) {
+        i = end - 1;
+        regexOk = false;
+        lastWord = '';
+        continue;
+      }
     }
     if (c === '"' || c === "'") {
       for (i++; i < src.length && src[i] !== c; i++) if (src[i] === '\\') i++;
+      regexOk = false;
+      lastWord = '';
       continue;
     }
     if (c === '`') {
       i = skipTemplateText(i + 1);
+      if (src[i] === '`') regexOk = false;
+      lastWord = '';
       continue;
     }
     if (c === '}' && templates.length > 0 && templates[templates.length - 1] === d - 1) {
       templates.pop();
       d--;
       i = skipTemplateText(i + 1);
+      if (src[i] === '`') regexOk = false;
       continue;
     }
     depth[i] = d;
-    if (c === '{' || c === '(' || c === '[') d++;
-    else if (c === '}' || c === ')' || c === ']') d = Math.max(0, d - 1);
+    if (WORD_CHAR.test(c)) {
+      let e = i + 1;
+      while (e < src.length && WORD_CHAR.test(src[e]!)) depth[e++] = d;
+      lastWord = src.slice(i, e);
+      regexOk = REGEX_AFTER_WORD.has(lastWord);
+      i = e - 1;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') continue;
+    if (c === '{' || c === '(' || c === '[') {
+      if (c === '(') parens.push(PAREN_HEADS.has(lastWord));
+      d++;
+      regexOk = true;
+    } else if (c === '}' || c === ')' || c === ']') {
+      if (d === 0) balanced = false;
+      d = Math.max(0, d - 1);
+      regexOk = c === ')' ? parens.pop() === true : false;
+    } else regexOk = true;
+    lastWord = '';
   }
-  return depth;
+  return { depth, balanced: balanced && d === 0 && templates.length === 0 };
 }
 
 /**
- * Splits `s` at top-level occurrences of `sep` (outside brackets, strings and templates); null when
- * the brackets do not balance.
+ * The first top-level occurrence of `sep` in `s` (outside brackets, strings, templates, regular
+ * expressions and comments), or -1; null when the brackets do not balance. An `=` that is part of
+ * `==` or `=>` does not count.
  */
-function splitTop(s: string, sep: string): string[] | null {
-  const parts: string[] = [];
-  let depth = 0;
-  let from = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '"' || c === "'" || c === '`') {
-      for (i++; i < s.length && s[i] !== c; i++) if (s[i] === '\\') i++;
-    } else if (c === '{' || c === '[' || c === '(') depth++;
-    else if (c === '}' || c === ']' || c === ')') {
-      if (--depth < 0) return null;
-    } else if (depth === 0 && s.startsWith(sep, i) && !(sep === '=' && (s[i + 1] === '=' || s[i + 1] === '>'))) {
-      parts.push(s.slice(from, i));
-      from = i + sep.length;
-    }
+function firstTop(s: string, sep: ',' | ':' | '=', from = 0): number | null {
+  const { depth, balanced } = scan(s);
+  if (!balanced) return null;
+  for (let i = from; i < s.length; i++) {
+    if (depth[i] !== 0 || s[i] !== sep) continue;
+    if (sep === '=' && (s[i + 1] === '=' || s[i + 1] === '>' || '=!<>'.includes(s[i - 1] ?? ''))) continue;
+    return i;
   }
-  return depth === 0 ? [...parts, s.slice(from)] : null;
+  return -1;
+}
+
+/** Splits `s` at its top-level commas; null when the brackets do not balance. */
+function splitTopCommas(s: string): string[] | null {
+  const parts: string[] = [];
+  let from = 0;
+  for (;;) {
+    const at = firstTop(s, ',', from);
+    if (at === null) return null;
+    if (at < 0) return [...parts, s.slice(from)];
+    parts.push(s.slice(from, at));
+    from = at + 1;
+  }
 }
 
 /**
@@ -107,7 +190,7 @@ function patternNames(pattern: string): string[] | null {
   const p = pattern.trim();
   const object = p.startsWith('{') && p.endsWith('}');
   if (!object && !(p.startsWith('[') && p.endsWith(']'))) return null;
-  const elements = splitTop(p.slice(1, -1), ',');
+  const elements = splitTopCommas(p.slice(1, -1));
   if (!elements) return null;
   const names: string[] = [];
   for (const raw of elements) {
@@ -116,13 +199,16 @@ function patternNames(pattern: string): string[] | null {
     e = e.replace(/^\.\.\./, '');
     let target = e;
     if (object) {
-      const keyed = splitTop(e, ':');
-      if (!keyed) return null;
-      target = keyed.length > 1 ? keyed.slice(1).join(':') : e;
+      // `key: target`; a `:` after the default's `=` belongs to the default (`a = ok ? 1 : 2`).
+      const colon = firstTop(e, ':');
+      const eq = firstTop(e, '=');
+      if (colon === null || eq === null) return null;
+      if (colon >= 0 && (eq < 0 || colon < eq)) target = e.slice(colon + 1);
     }
-    const withDefault = splitTop(target, '=');
-    if (!withDefault) return null;
-    target = withDefault[0]!.trim();
+    const eq = firstTop(target, '=');
+    if (eq === null) return null;
+    if (eq >= 0) target = target.slice(0, eq);
+    target = target.trim();
     if (target.startsWith('{') || target.startsWith('[')) {
       const inner = patternNames(target);
       if (!inner) return null;
@@ -134,7 +220,7 @@ function patternNames(pattern: string): string[] | null {
 }
 
 export function hoistTopLevel(js: string): HoistResult {
-  const depth = depthMap(js);
+  const { depth } = scan(js);
   const names: string[] = [];
   let out = '';
   const functions: string[] = [];
@@ -206,12 +292,18 @@ export function hoistTopLevel(js: string): HoistResult {
   return { names: unique, script: `${header}self.__cell = (async () => {${publish}\n${out}\n})();\n`, firstLine: header ? 3 : 2 };
 }
 
-/** End of the statement starting before `from`: the next top-level `;`, or a line end that cannot continue it. */
+/**
+ * End of the statement starting before `from`: the next top-level `;`, or a line end that cannot
+ * continue it (judged on its code: comments dropped, literals standing in as a value).
+ */
 function findStatementEnd(js: string, depth: Int32Array, from: number): number {
+  let code = '';
   for (let k = from; k < js.length; k++) {
+    if (depth[k] === COMMENT) continue;
+    code += depth[k] === TEXT ? 'x' : js[k];
     if (depth[k] !== 0) continue;
     if (js[k] === ';') return k;
-    if (js[k] === '\n' && !/[=+\-*/,.?:&|(\[{]\s*$/.test(js.slice(from, k))) return k;
+    if (js[k] === '\n' && !/[=+\-*/,.?:&|(\[{]\s*$/.test(code.slice(0, -1))) return k;
   }
   return js.length;
 }

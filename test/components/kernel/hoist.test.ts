@@ -71,6 +71,33 @@ describe('hoisting top-level declarations', () => {
     assert.deepEqual(logs, ['1 } 2 5 3 7 8+9']);
   });
 
+  it('reads regular expression literals as literals: quotes, brackets and slashes in them do not hide later declarations', async () => {
+    const logs = await runCells([
+      [
+        `const clean = 'say "hi"'.replace(/"/g, '');`,
+        "const parts = 'a{b(c[d'.split(/[{([]/);",
+        "const url = 'http://x//y'.replace(/\\/\\//g, '/');",
+        'const ratio = 6 / 3 / 2;',
+        "const { pick = /}/.source, [`k`]: key = 'a' } = { k: 'b' };",
+        'const n = (4) / 2, m = [8][0] / 4;',
+        'if (true) /x/.test("x");',
+        'const last = 1;',
+      ].join('\n'),
+      'console.log(clean, parts.length, url, ratio, pick, key, n, m, last)',
+    ]);
+    assert.deepEqual(logs, ['say hi 4 http:/x/y 1 } b 2 2 1']);
+  });
+
+  it('reads a colon in a default as part of the default, not as a key', async () => {
+    const logs = await runCells(['const { a = 2 > 1 ? 3 : 4, b: { c } = { c: 5 } } = {};', 'console.log(a, c)']);
+    assert.deepEqual(logs, ['3 5']);
+  });
+
+  it('ends a destructuring statement at a line that ends in a regular expression', async () => {
+    const logs = await runCells(['let { source } = /ab/\nconsole.log(source)', 'console.log(source.length)']);
+    assert.deepEqual(logs, ['ab', '2']);
+  });
+
   it("keeps the cell's lines in order from firstLine, so an error's line is the cell's line", async () => {
     const cells = [
       // No declaration: no header line.
