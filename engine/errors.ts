@@ -35,6 +35,8 @@ export const EngineErrorCode = {
   DISPOSED: 'ENGINE_DISPOSED',
   /** onnxruntime raised while creating a session or running a step. */
   RUNTIME: 'ENGINE_RUNTIME',
+  /** A step produced NaN (or +infinite) logits or router logits: the weights hold NaN/inf, or activations overflowed. */
+  NON_FINITE: 'ENGINE_NON_FINITE',
 } as const;
 
 export type EngineErrorCode = (typeof EngineErrorCode)[keyof typeof EngineErrorCode];

@@ -240,11 +240,60 @@ export class ModelRunner {
         ...(hasUnbiasedIds(c) ? { unbiasedIds: toInt32(out[IO.topkIdsUnbiased]!.data as BigInt64Array) } : {}),
       };
     }
-    return { logits: out[IO.logits]!.data as Float32Array, routing, ms: performance.now() - t0 };
+    const logits = out[IO.logits]!.data as Float32Array;
+    checkFinite(logits, routing, { positions: req.logitIndex.map((i) => P + i), tokens: T, firstPosition: P, moeLayers: c.moeLayers, experts: E });
+    return { logits, routing, ms: performance.now() - t0 };
   }
 
   async dispose(): Promise<void> {
     await this.model.dispose();
     if (this.profileDir) rmSync(this.profileDir, { recursive: true, force: true });
+  }
+}
+
+interface StepShape {
+  /** Position of each logits row. */
+  readonly positions: readonly number[];
+  readonly tokens: number;
+  readonly firstPosition: number;
+  readonly moeLayers: readonly number[];
+  readonly experts: number;
+}
+
+/**
+ * A NaN (or +infinite) value would otherwise surface far from its cause: as a token sampled from
+ * nonsense, a log-probability of null, an entropy the page cannot read. The step fails instead,
+ * naming where it first appears: router logits layer by layer (earliest first), then the output.
+ * -infinity is left alone: it is how a banned expert or an impossible token is written.
+ */
+export function checkFinite(logits: Float32Array, routing: StepRouting | null, at: StepShape): void {
+  const bad = (v: number) => Number.isNaN(v) || v === Infinity;
+  if (routing) {
+    const { tokens: T, experts: E } = at;
+    for (let m = 0; m < at.moeLayers.length; m++) {
+      for (let t = 0; t < T; t++) {
+        for (let e = 0; e < E; e++) {
+          const v = routing.routerLogits[(m * T + t) * E + e]!;
+          if (bad(v)) {
+            throw new EngineError(
+              EngineErrorCode.NON_FINITE,
+              `router logits are ${v} at layer ${at.moeLayers[m]}, position ${at.firstPosition + t}: the weights hold NaN or infinite values, or activations overflowed`,
+              { layer: at.moeLayers[m]!, position: at.firstPosition + t },
+            );
+          }
+        }
+      }
+    }
+  }
+  const V = logits.length / at.positions.length;
+  for (let i = 0; i < logits.length; i++) {
+    if (bad(logits[i]!)) {
+      const position = at.positions[Math.floor(i / V)]!;
+      throw new EngineError(
+        EngineErrorCode.NON_FINITE,
+        `the output logits are ${logits[i]} at position ${position}: the weights hold NaN or infinite values, or activations overflowed`,
+        { position },
+      );
+    }
   }
 }
