@@ -8,6 +8,8 @@
 /** Capacity grows in multiples of this many positions (each growth copies the cache once). */
 export const CACHE_BLOCK = 64;
 
+const EMPTY = new Float32Array(0);
+
 export class KvCache {
   private kt: Float32Array[] = [];
   private v: Float32Array[] = [];
@@ -65,6 +67,10 @@ export class KvCache {
           }
           v.set(old.v[l]!.subarray(h * old.cap * Dv, (h * old.cap + this.len) * Dv), h * newCap * Dv);
         }
+        // Each layer's old buffers are let go once copied, so a growth holds the new cache plus one
+        // old layer, not two whole caches (a context sized to fill memory leaves no room for that).
+        old.kt[l] = EMPTY;
+        old.v[l] = EMPTY;
       }
       this.kt.push(kt);
       this.v.push(v);
