@@ -22,7 +22,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { traceFromRunEvents } from '../engine/analysis/events.ts';
-import { exportBody, type TraceFormat } from '../engine/analysis/formats/index.ts';
+import { exportSidecar, exportStream, type TraceFormat, type TraceSource } from '../engine/analysis/formats/index.ts';
 import { analyzeTraces } from '../engine/analysis/report.ts';
 import type { Json, JsonObject, RunTrace } from '../engine/analysis/trace.ts';
 import { AnalysisError } from '../engine/analysis/errors.ts';
@@ -70,24 +70,32 @@ function allEvents(ctx: ApiContext, id: string): RunEvent[] {
   return ctx.runs.eventsFrom(id, 0, Number.MAX_SAFE_INTEGER)?.events ?? ctx.store.events(id);
 }
 
+/** A run as a routing trace, or null for a run that never started. */
+function traceOf(ctx: ApiContext, id: string): RunTrace | null {
+  const run = ctx.store.get(id);
+  if (!run) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
+  const events = allEvents(ctx, id);
+  if (!events.some((e) => e.t === 'started')) return null;
+  const p = run.params;
+  return traceFromRunEvents(id, events, {
+    prompt: p.prompt ?? null,
+    params: JSON.parse(JSON.stringify({ ...p, interventions: undefined })) as JsonObject,
+    interventions: (p.interventions ?? null) as Json | null,
+  });
+}
+
 /** Runs as routing traces; runs that never produced events are left out. */
 function tracesOf(ctx: ApiContext, ids: readonly string[]): RunTrace[] {
-  const traces: RunTrace[] = [];
-  for (const id of ids) {
-    const run = ctx.store.get(id);
-    if (!run) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
-    const events = allEvents(ctx, id);
-    if (!events.some((e) => e.t === 'started')) continue;
-    const p = run.params;
-    traces.push(
-      traceFromRunEvents(id, events, {
-        prompt: p.prompt ?? null,
-        params: JSON.parse(JSON.stringify({ ...p, interventions: undefined })) as JsonObject,
-        interventions: (p.interventions ?? null) as Json | null,
-      }),
-    );
-  }
-  return traces;
+  return ids.flatMap((id) => traceOf(ctx, id) ?? []);
+}
+
+/**
+ * Runs for an export, loaded one at a time as the body is written. Unknown ids are refused here,
+ * before anything is sent; server runs carry no field columns.
+ */
+function traceSource(ctx: ApiContext, ids: readonly string[]): TraceSource {
+  for (const id of ids) if (!ctx.store.get(id)) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
+  return { count: ids.length, load: (i) => traceOf(ctx, ids[i]!), fields: [] };
 }
 
 function runIds(ctx: ApiContext, query: URLSearchParams): string[] {
@@ -96,12 +104,54 @@ function runIds(ctx: ApiContext, query: URLSearchParams): string[] {
   return ctx.store.list({ limit: 1000 }).filter((r) => r.status !== 'queued' && r.status !== 'running').map((r) => r.id);
 }
 
-function sendTrace(res: ServerResponse, traces: RunTrace[], format: TraceFormat, name: string, part: string | null): void {
-  const body = exportBody(traces, format);
-  if (part === 'sidecar') return json(res, 200, body.sidecar ?? null);
+/** Resolves when the response can take more, or has closed. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.on('drain', done).on('close', done);
+  });
+}
+
+/**
+ * Streams an export a run at a time, waiting for the socket to drain, so exporting a thousand runs
+ * holds one run in memory and other requests and live runs are served meanwhile. Once the body has
+ * started, a failure (a run found damaged) can only cut the response short: the socket is
+ * destroyed, so the download fails instead of ending as a valid file with runs missing.
+ */
+async function sendTrace(ctx: ApiContext, res: ServerResponse, source: TraceSource, format: TraceFormat, name: string, part: string | null): Promise<void> {
+  if (part === 'sidecar') {
+    if (format !== 'csv') return json(res, 200, null);
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.end(await exportSidecar(source));
+    return;
+  }
+  const body = exportStream(source, format);
+  const chunks = body.chunks[Symbol.asyncIterator]();
+  // The first chunk is read before the status line, so a failure on the first run is still a clean error.
+  let next = await chunks.next();
   res.writeHead(200, { 'Content-Type': body.contentType, 'Content-Disposition': `attachment; filename="${name}${body.extension}"`, 'Cache-Control': 'no-store' });
-  for (const chunk of body.chunks) res.write(chunk);
-  res.end();
+  let gone = false;
+  const onClose = () => (gone = true);
+  res.once('close', onClose);
+  try {
+    while (!next.done) {
+      if (gone) {
+        await chunks.return?.(undefined);
+        return;
+      }
+      if (!res.write(next.value)) await drained(res);
+      next = await chunks.next();
+    }
+    res.end();
+  } catch (e) {
+    ctx.log.error('trace export cut short', e);
+    res.destroy();
+  } finally {
+    res.off('close', onClose);
+  }
 }
 
 const renameSchema = z.object({ to: z.string().min(1).max(1024) }).strict();
@@ -134,12 +184,12 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse,
   if (traceMatch && method === 'GET') {
     const format = formatSchema.safeParse(query.get('format') ?? 'parquet');
     if (!format.success) throw new HttpError(400, 'API_BAD_REQUEST', 'format must be parquet, jsonl or csv');
-    return sendTrace(res, tracesOf(ctx, [traceMatch[1]!]), format.data, `run-${traceMatch[1]!.slice(0, 8)}`, query.get('part'));
+    return sendTrace(ctx, res, traceSource(ctx, [traceMatch[1]!]), format.data, `run-${traceMatch[1]!.slice(0, 8)}`, query.get('part'));
   }
   if (path === '/api/traces' && method === 'GET') {
     const format = formatSchema.safeParse(query.get('format') ?? 'parquet');
     if (!format.success) throw new HttpError(400, 'API_BAD_REQUEST', 'format must be parquet, jsonl or csv');
-    return sendTrace(res, tracesOf(ctx, runIds(ctx, query)), format.data, 'moe-lab-traces', query.get('part'));
+    return sendTrace(ctx, res, traceSource(ctx, runIds(ctx, query)), format.data, 'moe-lab-traces', query.get('part'));
   }
   if (path === '/api/analysis' && method === 'GET') {
     const traces = tracesOf(ctx, runIds(ctx, query));

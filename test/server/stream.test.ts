@@ -293,6 +293,16 @@ describe('what the run store reads back', () => {
       assert.equal((await get(`/api/runs/${intact}`)).status, 200);
       const list = (await (await get('/api/runs')).json()) as { runs: { id: string }[] };
       assert.deepEqual(new Set(list.runs.map((r) => r.id)), new Set([badEvent, intact]), 'the run whose own row is damaged is left out; the others are listed');
+      // A JSONL export reads every run for its header before sending anything: a clean error.
+      const jsonl = await get(`/api/traces?format=jsonl&runs=${intact},${badEvent}`);
+      assert.equal(jsonl.status, 500);
+      assert.equal(((await jsonl.json()) as { error: { code: string } }).error.code, 'STORE_BAD_ROW');
+      // A CSV export streams run by run: meeting the damaged run, it cuts the download short rather
+      // than ending it as a well-formed file that lacks a run.
+      const csv = await get(`/api/traces?format=csv&runs=${intact},${badEvent}`);
+      assert.equal(csv.status, 200);
+      await assert.rejects(csv.text());
+      assert.equal((await get(`/api/traces?format=csv&runs=${intact}`)).status, 200, 'the server goes on serving');
     } finally {
       await second.close();
     }

@@ -6,7 +6,7 @@
  */
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { AnalysisError, AnalysisErrorCode } from '../errors.ts';
-import { parseJsonText, parseTraceDocument, runDoc, traceDocument, type TraceDocument } from '../meta.ts';
+import { parseJsonText, parseTraceDocument, runDoc, traceDocument, type RunDoc, type TraceDocument } from '../meta.ts';
 import { BASE_COLUMNS, columnList, fieldNames, RowReader, traceRows, type ColumnSpec } from '../rows.ts';
 import type { RunTrace } from '../trace.ts';
 import { atomicWriteChunks, atomicWriteFile } from './atomic.ts';
@@ -22,26 +22,38 @@ function cell(v: string | number | null | undefined): string {
   return `"${v.replaceAll('"', '""')}"`;
 }
 
+/** The header row: the column names. */
+export function csvHeader(fields: readonly string[]): string {
+  return [...BASE_COLUMNS.map((c) => c.name), ...fields].join(',') + '\n';
+}
+
+/** One run's rows as text chunks (a few thousand lines each). */
+export function* csvRunChunks(t: RunTrace, fields: readonly string[]): Generator<string> {
+  const cols = columnList(traceRows([t], fields));
+  const lines: string[] = [];
+  const n = cols[0]?.values.length ?? 0;
+  for (let i = 0; i < n; i++) {
+    lines.push(cols.map((c) => cell(c.values[i])).join(','));
+    if (lines.length === 4096) yield lines.splice(0).join('\n') + '\n';
+  }
+  if (lines.length > 0) yield lines.join('\n') + '\n';
+}
+
 /** The CSV as text chunks: the header row, then rows a run at a time. */
 export function* csvChunks(traces: readonly RunTrace[]): Generator<string> {
   const fields = fieldNames(traces.map((t) => t.meta.fields));
-  yield [...BASE_COLUMNS.map((c) => c.name), ...fields].join(',') + '\n';
-  for (const t of traces) {
-    const cols = columnList(traceRows([t], fields));
-    const lines: string[] = [];
-    const n = cols[0]?.values.length ?? 0;
-    for (let i = 0; i < n; i++) {
-      lines.push(cols.map((c) => cell(c.values[i])).join(','));
-      if (lines.length === 4096) yield lines.splice(0).join('\n') + '\n';
-    }
-    if (lines.length > 0) yield lines.join('\n') + '\n';
-  }
+  yield csvHeader(fields);
+  for (const t of traces) yield* csvRunChunks(t, fields);
+}
+
+/** The sidecar document (run metadata) for runs with these field columns. */
+export function csvSidecarText(runs: readonly RunDoc[], fields: readonly string[]): string {
+  return JSON.stringify(traceDocument(runs, [...BASE_COLUMNS.map((c) => c.name), ...fields]), null, 2) + '\n';
 }
 
 /** The sidecar document (run metadata) for these runs. */
 export function csvSidecar(traces: readonly RunTrace[]): string {
-  const fields = fieldNames(traces.map((t) => t.meta.fields));
-  return JSON.stringify(traceDocument(traces.map(runDoc), [...BASE_COLUMNS.map((c) => c.name), ...fields]), null, 2) + '\n';
+  return csvSidecarText(traces.map(runDoc), fieldNames(traces.map((t) => t.meta.fields)));
 }
 
 /** Writes FILE and FILE.meta.json (the sidecar first, so a CSV never lacks its metadata). */

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { AnalysisError, AnalysisErrorCode } from '../errors.ts';
-import { parseJsonText, parseTraceDocument, runDoc, traceDocument, type TraceDocument } from '../meta.ts';
+import { parseJsonText, parseTraceDocument, runDoc, traceDocument, type RunDoc, type TraceDocument } from '../meta.ts';
 import { BASE_COLUMNS, columnList, fieldNames, RowReader, traceRows, type ColumnSpec } from '../rows.ts';
 import type { RunTrace } from '../trace.ts';
 import { atomicWriteChunks } from './atomic.ts';
@@ -14,22 +14,30 @@ import type { TraceFile } from './parquet.ts';
 
 export const JSONL_HEADER_KEY = 'moe_lab_trace';
 
+/** The header line: the metadata document of every run in the file. */
+export function jsonlHeader(runs: readonly RunDoc[], fields: readonly string[]): string {
+  const names = [...BASE_COLUMNS.map((c) => c.name), ...fields];
+  return JSON.stringify({ [JSONL_HEADER_KEY]: traceDocument(runs, names) }) + '\n';
+}
+
+/** One run's rows as text chunks (a few thousand lines each). */
+export function* jsonlRunChunks(t: RunTrace, fields: readonly string[]): Generator<string> {
+  const cols = columnList(traceRows([t], fields));
+  const lines: string[] = [];
+  for (let i = 0; i < (cols[0]?.values.length ?? 0); i++) {
+    const row: Record<string, string | number | null> = {};
+    for (const { spec, values } of cols) row[spec.name] = values[i] ?? null;
+    lines.push(JSON.stringify(row));
+    if (lines.length === 4096) yield lines.splice(0).join('\n') + '\n';
+  }
+  if (lines.length > 0) yield lines.join('\n') + '\n';
+}
+
 /** The file as text chunks: the header line, then rows, a run at a time. */
 export function* jsonlChunks(traces: readonly RunTrace[]): Generator<string> {
   const fields = fieldNames(traces.map((t) => t.meta.fields));
-  const names = [...BASE_COLUMNS.map((c) => c.name), ...fields];
-  yield JSON.stringify({ [JSONL_HEADER_KEY]: traceDocument(traces.map(runDoc), names) }) + '\n';
-  for (const t of traces) {
-    const cols = columnList(traceRows([t], fields));
-    const lines: string[] = [];
-    for (let i = 0; i < (cols[0]?.values.length ?? 0); i++) {
-      const row: Record<string, string | number | null> = {};
-      for (const { spec, values } of cols) row[spec.name] = values[i] ?? null;
-      lines.push(JSON.stringify(row));
-      if (lines.length === 4096) yield lines.splice(0).join('\n') + '\n';
-    }
-    if (lines.length > 0) yield lines.join('\n') + '\n';
-  }
+  yield jsonlHeader(traces.map(runDoc), fields);
+  for (const t of traces) yield* jsonlRunChunks(t, fields);
 }
 
 export function writeJsonl(path: string, traces: readonly RunTrace[]): void {

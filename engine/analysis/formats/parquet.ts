@@ -5,7 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import { asyncBufferFromFile, parquetMetadata, parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
-import { ByteWriter, fileWriter, ParquetWriter, type ColumnSource, type SchemaElement } from 'hyparquet-writer';
+import { ByteWriter, fileWriter, ParquetWriter, type ColumnSource, type SchemaElement, type Writer } from 'hyparquet-writer';
 import { AnalysisError, AnalysisErrorCode } from '../errors.ts';
 import { parseJsonText, parseTraceDocument, PARQUET_META_KEY, runDoc, traceDocument, type RunDoc, type TraceDocument } from '../meta.ts';
 import { BASE_COLUMNS, columnList, emptyColumns, fieldNames, isPhase, rowCount, traceRows, valueFits, type BaseColumnName, type ColumnSpec, type TraceColumns } from '../rows.ts';
@@ -47,12 +47,11 @@ function specsFor(fields: readonly string[]): ColumnSpec[] {
 }
 
 /**
- * Writes a Parquet trace file incrementally: runs are batched into row groups of about
- * `rowGroupRows` rows, the metadata document goes in the footer, and the file appears under its
- * name only on `finish`.
+ * Encodes runs as Parquet into `writer`: runs are batched into row groups of about
+ * `rowGroupRows` rows, and the metadata document goes in the footer, so rows can be written
+ * before every run is known.
  */
-export class ParquetTraceWriter {
-  private readonly tmp: string;
+class ParquetTraceEncoder {
   private readonly pq: ParquetWriter;
   private readonly runs: RunDoc[] = [];
   private pending: RunTrace[] = [];
@@ -60,12 +59,11 @@ export class ParquetTraceWriter {
   rows = 0;
 
   constructor(
-    private readonly path: string,
+    writer: Writer,
     private readonly fields: readonly string[],
     private readonly rowGroupRows = DEFAULT_ROW_GROUP_ROWS,
   ) {
-    this.tmp = tempPath(path);
-    this.pq = new ParquetWriter({ writer: fileWriter(this.tmp), schema: schemaFor(specsFor(fields)), createdBy: CREATED_BY });
+    this.pq = new ParquetWriter({ writer, schema: schemaFor(specsFor(fields)), createdBy: CREATED_BY });
   }
 
   add(traces: readonly RunTrace[]): void {
@@ -93,11 +91,69 @@ export class ParquetTraceWriter {
     this.flush();
     this.pq.kvMetadata = [{ key: PARQUET_META_KEY, value: JSON.stringify(traceDocument(this.runs, specsFor(this.fields).map((s) => s.name))) }];
     this.pq.finish();
+  }
+}
+
+/** Writes a Parquet trace file incrementally; the file appears under its name only on `finish`. */
+export class ParquetTraceWriter {
+  private readonly tmp: string;
+  private readonly encoder: ParquetTraceEncoder;
+
+  constructor(
+    private readonly path: string,
+    fields: readonly string[],
+    rowGroupRows = DEFAULT_ROW_GROUP_ROWS,
+  ) {
+    this.tmp = tempPath(path);
+    this.encoder = new ParquetTraceEncoder(fileWriter(this.tmp), fields, rowGroupRows);
+  }
+
+  get rows(): number {
+    return this.encoder.rows;
+  }
+
+  add(traces: readonly RunTrace[]): void {
+    this.encoder.add(traces);
+  }
+
+  finish(): void {
+    this.encoder.finish();
     commitTemp(this.tmp, this.path);
   }
 
   abort(): void {
     rmSync(this.tmp, { force: true });
+  }
+}
+
+/**
+ * A Parquet trace produced in pieces, for a download: `take` hands over the bytes encoded so far,
+ * so an export holds a row group at a time, never the file. (The writer keeps counting offsets
+ * across takes, as it does when it flushes to a file.)
+ */
+export class ParquetTraceStream {
+  private readonly out = new ByteWriter();
+  private readonly encoder: ParquetTraceEncoder;
+
+  constructor(fields: readonly string[], rowGroupRows = DEFAULT_ROW_GROUP_ROWS) {
+    this.encoder = new ParquetTraceEncoder(this.out, fields, rowGroupRows);
+  }
+
+  add(traces: readonly RunTrace[]): void {
+    this.encoder.add(traces);
+  }
+
+  /** The bytes encoded since the last take (often none: rows wait for a whole row group). */
+  take(): Uint8Array {
+    const bytes = this.out.getBytes().slice();
+    this.out.index = 0;
+    return bytes;
+  }
+
+  /** Ends the file: the last row group and the footer. */
+  finish(): Uint8Array {
+    this.encoder.finish();
+    return this.take();
   }
 }
 
@@ -113,20 +169,16 @@ export function writeParquet(path: string, traces: readonly RunTrace[], opts: { 
   }
 }
 
-/** Runs as a Parquet file in memory (for a download). */
+/** Runs as a Parquet file in memory. */
 export function parquetBytes(traces: readonly RunTrace[], opts: { rowGroupRows?: number } = {}): Uint8Array {
-  const fields = fieldNames(traces.map((t) => t.meta.fields));
-  const writer = new ByteWriter();
-  const pq = new ParquetWriter({
-    writer,
-    schema: schemaFor(specsFor(fields)),
-    createdBy: CREATED_BY,
-    kvMetadata: [{ key: PARQUET_META_KEY, value: JSON.stringify(traceDocument(traces.map(runDoc), specsFor(fields).map((s) => s.name))) }],
-  });
-  const c = traceRows(traces, fields);
-  if (c.length > 0) pq.write({ columnData: columnSources(c), rowGroupSize: opts.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS });
-  pq.finish();
-  return writer.getBytes();
+  const s = new ParquetTraceStream(fieldNames(traces.map((t) => t.meta.fields)), opts.rowGroupRows);
+  s.add(traces);
+  const head = s.take();
+  const tail = s.finish();
+  const out = new Uint8Array(head.length + tail.length);
+  out.set(head);
+  out.set(tail, head.length);
+  return out;
 }
 
 // ---- reading ---------------------------------------------------------------------------------

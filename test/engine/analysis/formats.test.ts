@@ -11,9 +11,9 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { AnalysisErrorCode } from '../../../engine/analysis/errors.ts';
 import { traceFromEvents } from '../../../engine/analysis/events.ts';
 import { CsvParser, csvSidecarPath, readCsv, writeCsv } from '../../../engine/analysis/formats/csv.ts';
-import { exportBody, loadTraces, readTraceFile, writeTraceFile, TRACE_FORMATS } from '../../../engine/analysis/formats/index.ts';
+import { arraySource, exportSidecar, exportStream, loadTraces, readTraceFile, writeTraceFile, TRACE_FORMATS } from '../../../engine/analysis/formats/index.ts';
 import { readJsonl, writeJsonl } from '../../../engine/analysis/formats/jsonl.ts';
-import { parquetBytes, readParquet, writeParquet } from '../../../engine/analysis/formats/parquet.ts';
+import { parquetBytes, ParquetTraceStream, readParquet, writeParquet } from '../../../engine/analysis/formats/parquet.ts';
 import { importVllm } from '../../../engine/analysis/import.ts';
 import { BASE_COLUMNS, columnList, traceRows, type TraceColumns } from '../../../engine/analysis/rows.ts';
 import type { RunTrace } from '../../../engine/analysis/trace.ts';
@@ -167,17 +167,56 @@ describe('trace files round trip', () => {
     assert.deepEqual(parse([...text]), whole, 'one character per chunk');
   });
 
-  it('export bodies are the files: streamed JSONL and CSV, Parquet in one piece', async () => {
+  it('streamed export bodies are the files, their sidecar included', async () => {
     for (const format of TRACE_FORMATS) {
-      const body = exportBody(traces, format);
-      const parts = [...body.chunks];
+      const body = exportStream(arraySource(traces), format);
+      const parts: Buffer[] = [];
+      for await (const c of body.chunks) parts.push(typeof c === 'string' ? Buffer.from(c) : Buffer.from(c));
       const path = join(dir, `body${body.extension}`);
-      writeFileSync(path, format === 'parquet' ? (parts[0] as Uint8Array) : parts.join(''));
-      if (body.sidecar) writeFileSync(csvSidecarPath(path), body.sidecar);
-      assert.deepEqual(plain((await readTraceFile(path)).columns), plain(traceRows(traces)), format);
+      writeFileSync(path, Buffer.concat(parts));
+      if (format === 'csv') writeFileSync(csvSidecarPath(path), await exportSidecar(arraySource(traces)));
+      const back = await readTraceFile(path);
+      assert.deepEqual(plain(back.columns), plain(traceRows(traces)), format);
+      assert.deepEqual(back.document.runs.map((r) => r.run_id), traces.map((t) => t.runId), format);
     }
     const inMemory = await readParquet(parquetBytes(traces));
     assert.equal(inMemory.columns.length, traceRows(traces).length);
+  });
+
+  it('a streamed export reads one run at a time and hands the event loop back between runs', async () => {
+    for (const format of TRACE_FORMATS) {
+      // Turns of the event loop taken by other work while the export runs.
+      let turns = 0;
+      let ticking = true;
+      const tick = () => {
+        turns++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const loads: { run: number; turn: number }[] = [];
+      const source = { ...arraySource(traces), load: (i: number) => (loads.push({ run: i, turn: turns }), traces[i] ?? null) };
+      for await (const c of exportStream(source, format).chunks) void c;
+      ticking = false;
+      const order = traces.map((_, i) => i);
+      // JSONL reads the runs twice: once for its header (every run's metadata), once for the rows.
+      assert.deepEqual(loads.map((l) => l.run), format === 'jsonl' ? [...order, ...order] : order, format);
+      for (let i = 1; i < loads.length; i++) assert.ok(loads[i]!.turn > loads[i - 1]!.turn, `${format}: other work ran between loads ${i - 1} and ${i}`);
+    }
+  });
+
+  it('a Parquet stream hands over each row group as it is encoded, and the pieces are the file', async () => {
+    const s = new ParquetTraceStream(arraySource(traces).fields, 40);
+    const pieces: Uint8Array[] = [];
+    for (const t of traces) {
+      s.add([t]);
+      pieces.push(s.take());
+    }
+    pieces.push(s.finish());
+    assert.ok(pieces.filter((p) => p.length > 0).length >= 3, `pieces ${pieces.map((p) => p.length)}`);
+    const file = Buffer.concat(pieces);
+    const back = await readParquet(new Uint8Array(file));
+    assert.deepEqual(plain(back.columns), plain(traceRows(traces)));
+    assert.deepEqual(back.document.runs.map((r) => r.run_id), traces.map((t) => t.runId));
   });
 
   it('damaged or foreign files fail with TRACE_BAD_FILE', async () => {
