@@ -84,9 +84,18 @@ function traceOf(ctx: ApiContext, id: string): RunTrace | null {
   });
 }
 
-/** Runs as routing traces; runs that never produced events are left out. */
-function tracesOf(ctx: ApiContext, ids: readonly string[]): RunTrace[] {
-  return ids.flatMap((id) => traceOf(ctx, id) ?? []);
+/**
+ * Runs as routing traces; runs that never produced events are left out. Read one at a time with
+ * the event loop handed back in between, so analysing a thousand runs does not stall live streams.
+ */
+async function tracesOf(ctx: ApiContext, ids: readonly string[]): Promise<RunTrace[]> {
+  const traces: RunTrace[] = [];
+  for (const id of ids) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const t = traceOf(ctx, id);
+    if (t) traces.push(t);
+  }
+  return traces;
 }
 
 /**
@@ -192,7 +201,7 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse,
     return sendTrace(ctx, res, traceSource(ctx, runIds(ctx, query)), format.data, 'moe-lab-traces', query.get('part'));
   }
   if (path === '/api/analysis' && method === 'GET') {
-    const traces = tracesOf(ctx, runIds(ctx, query));
+    const traces = await tracesOf(ctx, runIds(ctx, query));
     if (traces.length === 0) throw new HttpError(400, 'API_BAD_REQUEST', 'no runs with routing to analyse');
     const by = query.get('by');
     return json(res, 200, analyzeTraces(traces, by ? { by } : {}));

@@ -51,8 +51,8 @@ describe('trace export over REST', () => {
     const csv = await fetch(`${server.url}/api/traces?format=csv&runs=${runB}`, { headers: auth() });
     assert.match(csv.headers.get('content-type') ?? '', /text\/csv/);
     assert.ok((await csv.text()).includes('"""'), 'quotes inside token text are escaped');
-    const sidecar = (await (await fetch(`${server.url}/api/traces?format=csv&runs=${runB}&part=sidecar`, { headers: auth() })).json()) as unknown;
-    assert.match(JSON.stringify(sidecar), /quoted/);
+    const sidecar = (await (await fetch(`${server.url}/api/traces?format=csv&runs=${runB}&part=sidecar`, { headers: auth() })).json()) as { runs: { run_id: string; prompt: string }[] };
+    assert.deepEqual(sidecar.runs.map((r) => [r.run_id, r.prompt]), [[runB, 'a, "quoted"\nline']], 'the sidecar is the run metadata document');
   });
 
   it('analysis over runs reports per-layer load with the random baselines', async () => {
