@@ -18,8 +18,11 @@ export interface HoistResult {
   readonly firstLine: number;
 }
 
-const IDENT = /^[A-Za-z_$][\w$]*/;
-const WORD_CHAR = /[\w$]/;
+/** A JavaScript name (Unicode letters included: `const π = …`). */
+const IDENT = /^[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*/u;
+/** A character of a name, keyword or number. */
+const WORD_CHAR = /[\p{ID_Continue}$\u200c\u200d]/u;
+const SPACE = /\s/;
 
 /** Depth marks for what is not code: string, template and regular-expression text, and comments. */
 const TEXT = -1;
@@ -69,6 +72,8 @@ function scan(src: string): Scan {
   /** Whether a `/` here would start a regular expression. */
   let regexOk = true;
   let lastWord = '';
+  /** Whether the last token was a `.`: the word after it is a property name, never a keyword. */
+  let afterDot = false;
   /** For each open `(`: whether it is the head of an if/while/for/with, after which code starts again. */
   const parens: boolean[] = [];
   const skipTemplateText = (from: number): number => {
@@ -132,13 +137,18 @@ function scan(src: string): Scan {
     if (WORD_CHAR.test(c)) {
       let e = i + 1;
       while (e < src.length && WORD_CHAR.test(src[e]!)) depth[e++] = d;
-      lastWord = src.slice(i, e);
+      lastWord = afterDot ? '' : src.slice(i, e);
       regexOk = REGEX_AFTER_WORD.has(lastWord);
+      afterDot = false;
       i = e - 1;
       continue;
     }
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') continue;
-    if (c === '{' || c === '(' || c === '[') {
+    if (SPACE.test(c)) continue;
+    afterDot = c === '.';
+    if ((c === '+' || c === '-') && src[i + 1] === c) {
+      // regexOk stays: after a value (`i++ / 2`) a `/` divides; after a prefix `++` a name follows.
+      depth[++i] = d;
+    } else if (c === '{' || c === '(' || c === '[') {
       if (c === '(') parens.push(PAREN_HEADS.has(lastWord));
       d++;
       regexOk = true;
@@ -255,12 +265,14 @@ export function hoistTopLevel(js: string): HoistResult {
             }
           }
           const pattern = close > 0 ? after.slice(0, close + 1) : '';
-          const bound = pattern ? patternNames(pattern) : null;
+          // Names are read with the pattern's comments blanked out (`{ a, // first` …).
+          const bound = pattern ? patternNames(withoutComments(pattern, depth, start)) : null;
           if (bound) {
             names.push(...bound);
-            // `({ a, b } = value)`: parenthesised so the braces are a pattern, not a block.
+            // `({ a, b } = value)`: parenthesised so the braces are a pattern, not a block; after a
+            // `;`, so a previous line without one is not called with it (`f()\n(…)` is a call).
             const stmtEnd = findStatementEnd(js, depth, i + decl[0].length + pattern.length);
-            out += `(${pattern}${js.slice(i + decl[0].length + pattern.length, stmtEnd)})`;
+            out += `;(${pattern}${js.slice(i + decl[0].length + pattern.length, stmtEnd)})`;
             i = stmtEnd;
             continue;
           }
@@ -298,14 +310,27 @@ export function hoistTopLevel(js: string): HoistResult {
  */
 function findStatementEnd(js: string, depth: Int32Array, from: number): number {
   let code = '';
+  // A comment ending the statement's line stays after it, outside the parentheses it is wrapped in.
+  const beforeComment = (end: number) => {
+    let e = end;
+    while (e > from && (depth[e - 1] === COMMENT || SPACE.test(js[e - 1]!))) e--;
+    return e;
+  };
   for (let k = from; k < js.length; k++) {
     if (depth[k] === COMMENT) continue;
     code += depth[k] === TEXT ? 'x' : js[k];
     if (depth[k] !== 0) continue;
     if (js[k] === ';') return k;
-    if (js[k] === '\n' && !/[=+\-*/,.?:&|(\[{]\s*$/.test(code.slice(0, -1))) return k;
+    if (js[k] === '\n' && !/[=+\-*/,.?:&|(\[{]\s*$/.test(code.slice(0, -1))) return beforeComment(k);
   }
-  return js.length;
+  return beforeComment(js.length);
+}
+
+/** `s` (which starts at `offset` in the scanned source) with its comments turned into spaces. */
+function withoutComments(s: string, depth: Int32Array, offset: number): string {
+  let out = '';
+  for (let k = 0; k < s.length; k++) out += depth[offset + k] === COMMENT ? ' ' : s[k];
+  return out;
 }
 
 /** End (exclusive) of a function/class declaration: just after the `}` closing its body. */

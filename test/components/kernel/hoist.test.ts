@@ -88,6 +88,31 @@ describe('hoisting top-level declarations', () => {
     assert.deepEqual(logs, ['say hi 4 http:/x/y 1 } b 2 2 1']);
   });
 
+  it('reads a slash after a name, a property, a postfix ++ or a non-breaking space as division', async () => {
+    const logs = await runCells([
+      [
+        'const π = 8;',
+        "const half = π / 2 // it's half",
+        'const t = { in: 6, new: 3 }, s = `${π / 2} / ${π}`;',
+        'const r = t.in / 2, q = t.new / 3;',
+        'let i = 4;',
+        'const h = i++ / 2; const k = i-- / 5;',
+        'const nb = 9\u00a0/ 3, quote = "x/y";',
+        'const last = 1;',
+      ].join('\n'),
+      'console.log(π, half, s, r, q, h, k, nb, quote, last)',
+    ]);
+    assert.deepEqual(logs, ['8 4 4 / 8 3 1 2 1 3 x/y 1']);
+  });
+
+  it('keeps comments out of a destructuring statement: after it on its line, and inside its pattern', async () => {
+    const logs = await runCells([
+      ['const [a, b] = [1, 2] // a, b', 'const {', '  c, // the first', '  /* skipped */ d,', '} = { c: 3, d: 4 };'].join('\n'),
+      'console.log(a, b, c, d)',
+    ]);
+    assert.deepEqual(logs, ['1 2 3 4']);
+  });
+
   it('reads a colon in a default as part of the default, not as a key', async () => {
     const logs = await runCells(['const { a = 2 > 1 ? 3 : 4, b: { c } = { c: 5 } } = {};', 'console.log(a, c)']);
     assert.deepEqual(logs, ['3 5']);
