@@ -65,16 +65,21 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
 
 const formatSchema = z.enum(['parquet', 'jsonl', 'csv']);
 
+/** What reading runs back needs: the store, and the live logs of runs still going. */
+export interface RunReader {
+  readonly store: Pick<RunStore, 'get' | 'events'>;
+  readonly runs: Pick<RunManager, 'eventsFrom'>;
+}
+
 /** Every event of a run: the live log while it runs (the store may lag by a flush), else the store. */
-function allEvents(ctx: ApiContext, id: string): RunEvent[] {
+function allEvents(ctx: RunReader, id: string): RunEvent[] {
   return ctx.runs.eventsFrom(id, 0, Number.MAX_SAFE_INTEGER)?.events ?? ctx.store.events(id);
 }
 
-/** A run as a routing trace, or null for a run that never started. */
-function traceOf(ctx: ApiContext, id: string): RunTrace | null {
+/** A run as a routing trace from its events, or null for a run that never started. */
+function traceOfEvents(ctx: RunReader, id: string, events: readonly RunEvent[]): RunTrace | null {
   const run = ctx.store.get(id);
   if (!run) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
-  const events = allEvents(ctx, id);
   if (!events.some((e) => e.t === 'started')) return null;
   const p = run.params;
   return traceFromRunEvents(id, events, {
@@ -92,7 +97,7 @@ async function tracesOf(ctx: ApiContext, ids: readonly string[]): Promise<RunTra
   const traces: RunTrace[] = [];
   for (const id of ids) {
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const t = traceOf(ctx, id);
+    const t = traceOfEvents(ctx, id, allEvents(ctx, id));
     if (t) traces.push(t);
   }
   return traces;
@@ -100,11 +105,22 @@ async function tracesOf(ctx: ApiContext, ids: readonly string[]): Promise<RunTra
 
 /**
  * Runs for an export, loaded one at a time as the body is written. Unknown ids are refused here,
- * before anything is sent; server runs carry no field columns.
+ * before anything is sent; server runs carry no field columns. A run read again (JSONL reads each
+ * twice: header, then rows) is cut to the events its first read saw, so a live run that grew in
+ * between still gives a header and rows that agree.
  */
-function traceSource(ctx: ApiContext, ids: readonly string[]): TraceSource {
+export function traceSource(ctx: RunReader, ids: readonly string[]): TraceSource {
   for (const id of ids) if (!ctx.store.get(id)) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
-  return { count: ids.length, load: (i) => traceOf(ctx, ids[i]!), fields: [] };
+  const seen = new Map<number, number>();
+  const load = (i: number): RunTrace | null => {
+    const id = ids[i]!;
+    let events = allEvents(ctx, id);
+    const first = seen.get(i);
+    if (first === undefined) seen.set(i, events.length);
+    else events = events.slice(0, first);
+    return traceOfEvents(ctx, id, events);
+  };
+  return { count: ids.length, load, fields: [] };
 }
 
 function runIds(ctx: ApiContext, query: URLSearchParams): string[] {
@@ -115,6 +131,7 @@ function runIds(ctx: ApiContext, query: URLSearchParams): string[] {
 
 /** Resolves when the response can take more, or has closed. */
 function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed || res.writableEnded) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done).off('close', done);
@@ -126,28 +143,37 @@ function drained(res: ServerResponse): Promise<void> {
 
 /**
  * Streams an export a run at a time, waiting for the socket to drain, so exporting a thousand runs
- * holds one run in memory and other requests and live runs are served meanwhile. Once the body has
- * started, a failure (a run found damaged) can only cut the response short: the socket is
- * destroyed, so the download fails instead of ending as a valid file with runs missing.
+ * holds one run in memory and other requests and live runs are served meanwhile. A client that
+ * leaves stops it: no further run is read. The first chunk is made before the status line (for
+ * JSONL and Parquet that reads the first run, for JSONL every run), so a failure there is still a
+ * clean error; once the body has started a failure (a run found damaged) can only cut the response
+ * short: the socket is destroyed, so the download fails instead of ending as a valid file with
+ * runs missing.
  */
 async function sendTrace(ctx: ApiContext, res: ServerResponse, source: TraceSource, format: TraceFormat, name: string, part: string | null): Promise<void> {
-  if (part === 'sidecar') {
-    if (format !== 'csv') return json(res, 200, null);
-    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-    res.end(await exportSidecar(source));
-    return;
-  }
-  const body = exportStream(source, format);
-  const chunks = body.chunks[Symbol.asyncIterator]();
-  // The first chunk is read before the status line, so a failure on the first run is still a clean error.
-  let next = await chunks.next();
-  res.writeHead(200, { 'Content-Type': body.contentType, 'Content-Disposition': `attachment; filename="${name}${body.extension}"`, 'Cache-Control': 'no-store' });
-  let gone = false;
-  const onClose = () => (gone = true);
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) gone.abort();
+  };
   res.once('close', onClose);
+  let started = false;
   try {
+    if (part === 'sidecar') {
+      if (format !== 'csv') return json(res, 200, null);
+      const text = await exportSidecar(source, gone.signal);
+      if (gone.signal.aborted) return;
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(text);
+      return;
+    }
+    const body = exportStream(source, format, gone.signal);
+    const chunks = body.chunks[Symbol.asyncIterator]();
+    let next = await chunks.next();
+    if (gone.signal.aborted) return;
+    res.writeHead(200, { 'Content-Type': body.contentType, 'Content-Disposition': `attachment; filename="${name}${body.extension}"`, 'Cache-Control': 'no-store' });
+    started = true;
     while (!next.done) {
-      if (gone) {
+      if (gone.signal.aborted) {
         await chunks.return?.(undefined);
         return;
       }
@@ -156,6 +182,7 @@ async function sendTrace(ctx: ApiContext, res: ServerResponse, source: TraceSour
     }
     res.end();
   } catch (e) {
+    if (!started) throw e;
     ctx.log.error('trace export cut short', e);
     res.destroy();
   } finally {

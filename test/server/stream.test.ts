@@ -303,6 +303,10 @@ describe('what the run store reads back', () => {
       assert.equal(csv.status, 200);
       await assert.rejects(csv.text());
       assert.equal((await get(`/api/traces?format=csv&runs=${intact}`)).status, 200, 'the server goes on serving');
+      // The sidecar is made whole before it is sent: a clean error too.
+      const sidecar = await get(`/api/traces?format=csv&runs=${intact},${badEvent}&part=sidecar`);
+      assert.equal(sidecar.status, 500);
+      assert.equal(((await sidecar.json()) as { error: { code: string } }).error.code, 'STORE_BAD_ROW');
     } finally {
       await second.close();
     }

@@ -5,6 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { randomUUID } from 'node:crypto';
+import { exportStream, loadTraces } from '../../engine/analysis/formats/index.ts';
+import { traceSource } from '../../server/api.ts';
+import type { GenerateParams, RunEvent } from '../../server/protocol.ts';
+import { RunStore } from '../../server/store/run-store.ts';
 import { labServer, smallModel, TestClient } from '../helpers/lab-server.ts';
 
 describe('trace export over REST', () => {
@@ -53,6 +58,32 @@ describe('trace export over REST', () => {
     assert.ok((await csv.text()).includes('"""'), 'quotes inside token text are escaped');
     const sidecar = (await (await fetch(`${server.url}/api/traces?format=csv&runs=${runB}&part=sidecar`, { headers: auth() })).json()) as { runs: { run_id: string; prompt: string }[] };
     assert.deepEqual(sidecar.runs.map((r) => [r.run_id, r.prompt]), [[runB, 'a, "quoted"\nline']], 'the sidecar is the run metadata document');
+  });
+
+  it('a JSONL export of a run that grows while it is written agrees with itself: rows stop where its header does', async () => {
+    const stored = (await (await fetch(`${server.url}/api/runs/${runA}`, { headers: auth() })).json()) as { run: { id: string; modelId: string; params: GenerateParams }; events: RunEvent[] };
+    const store = new RunStore(mkdtempSync(join(tmpdir(), 'moe-lab-data-')));
+    try {
+      const id = randomUUID();
+      store.create({ id, clientRunId: null, modelId: stored.run.modelId, params: stored.run.params });
+      const half = stored.events.findIndex((e) => e.t === 'routing' && e.index === 8);
+      store.appendEvents(id, 0, stored.events.slice(0, half));
+      const chunks: string[] = [];
+      for await (const c of exportStream(traceSource({ store, runs: { eventsFrom: () => null } }, [id]), 'jsonl').chunks) {
+        // The header is out (every run read once): the run goes on before its rows are read.
+        if (chunks.length === 0) store.appendEvents(id, half, stored.events.slice(half));
+        chunks.push(String(c));
+      }
+      const file = join(mkdtempSync(join(tmpdir(), 'moe-lab-trace-')), 'live.jsonl');
+      writeFileSync(file, chunks.join(''));
+      // Reading it back checks every row against the header's runs.
+      const [trace] = await loadTraces(file);
+      const header = (JSON.parse(chunks[0]!) as { moe_lab_trace: { runs: { num_tokens: number }[] } }).moe_lab_trace.runs[0]!;
+      assert.equal(trace!.tokens.length, header.num_tokens);
+      assert.ok(header.num_tokens < 17, `the run as the header saw it, not as it ended (${header.num_tokens} tokens)`);
+    } finally {
+      store.close();
+    }
   });
 
   it('analysis over runs reports per-layer load with the random baselines', async () => {

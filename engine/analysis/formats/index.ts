@@ -69,9 +69,11 @@ export interface ExportStream {
 /** Hands the event loop back between runs, so a server streaming a long export keeps serving. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function* runsOf(source: TraceSource): AsyncGenerator<RunTrace> {
+/** The source's runs in order; stops early once `signal` aborts (the client went away). */
+async function* runsOf(source: TraceSource, signal?: AbortSignal): AsyncGenerator<RunTrace> {
   for (let i = 0; i < source.count; i++) {
     await nextTurn();
+    if (signal?.aborted) return;
     const t = source.load(i);
     if (!t) continue;
     const extra = Object.keys(t.meta.fields).filter((f) => !source.fields.includes(f));
@@ -81,9 +83,9 @@ async function* runsOf(source: TraceSource): AsyncGenerator<RunTrace> {
 }
 
 /** Every run's metadata document: a first pass, for formats that put it before the rows. */
-async function runDocs(source: TraceSource): Promise<RunDoc[]> {
+async function runDocs(source: TraceSource, signal?: AbortSignal): Promise<RunDoc[]> {
   const docs: RunDoc[] = [];
-  for await (const t of runsOf(source)) docs.push(runDoc(t));
+  for await (const t of runsOf(source, signal)) docs.push(runDoc(t));
   return docs;
 }
 
@@ -93,9 +95,9 @@ async function runDocs(source: TraceSource): Promise<RunDoc[]> {
  */
 const STREAM_ROW_GROUP_ROWS = 64 * 1024;
 
-async function* parquetStream(source: TraceSource): AsyncGenerator<Uint8Array> {
+async function* parquetStream(source: TraceSource, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const s = new ParquetTraceStream(source.fields, STREAM_ROW_GROUP_ROWS);
-  for await (const t of runsOf(source)) {
+  for await (const t of runsOf(source, signal)) {
     s.add([t]);
     const bytes = s.take();
     if (bytes.length > 0) yield bytes;
@@ -103,32 +105,36 @@ async function* parquetStream(source: TraceSource): AsyncGenerator<Uint8Array> {
   yield s.finish();
 }
 
-async function* jsonlStream(source: TraceSource): AsyncGenerator<string> {
-  // The header line names every run, so the runs are read twice: once for it, once for the rows.
-  yield jsonlHeader(await runDocs(source), source.fields);
-  for await (const t of runsOf(source)) yield* jsonlRunChunks(t, source.fields);
+async function* jsonlStream(source: TraceSource, signal?: AbortSignal): AsyncGenerator<string> {
+  // The header line names every run, so the runs are read twice: once for it, once for the rows
+  // (a source whose runs can change, such as a live run, must give the same run both times).
+  yield jsonlHeader(await runDocs(source, signal), source.fields);
+  for await (const t of runsOf(source, signal)) yield* jsonlRunChunks(t, source.fields);
 }
 
-async function* csvStream(source: TraceSource): AsyncGenerator<string> {
+async function* csvStream(source: TraceSource, signal?: AbortSignal): AsyncGenerator<string> {
   yield csvHeader(source.fields);
-  for await (const t of runsOf(source)) yield* csvRunChunks(t, source.fields);
+  for await (const t of runsOf(source, signal)) yield* csvRunChunks(t, source.fields);
 }
 
-/** An export as an HTTP body: for `GET …/trace?format=…` of one run, a notebook, or all runs. */
-export function exportStream(source: TraceSource, format: TraceFormat): ExportStream {
+/**
+ * An export as an HTTP body: for `GET …/trace?format=…` of one run, a notebook, or all runs. Once
+ * `signal` aborts, no further run is read and the chunks end.
+ */
+export function exportStream(source: TraceSource, format: TraceFormat, signal?: AbortSignal): ExportStream {
   switch (format) {
     case 'parquet':
-      return { contentType: 'application/vnd.apache.parquet', extension: '.parquet', chunks: parquetStream(source) };
+      return { contentType: 'application/vnd.apache.parquet', extension: '.parquet', chunks: parquetStream(source, signal) };
     case 'jsonl':
-      return { contentType: 'application/x-ndjson; charset=utf-8', extension: '.jsonl', chunks: jsonlStream(source) };
+      return { contentType: 'application/x-ndjson; charset=utf-8', extension: '.jsonl', chunks: jsonlStream(source, signal) };
     case 'csv':
-      return { contentType: 'text/csv; charset=utf-8', extension: '.csv', chunks: csvStream(source) };
+      return { contentType: 'text/csv; charset=utf-8', extension: '.csv', chunks: csvStream(source, signal) };
     default:
       return assertNever(format);
   }
 }
 
 /** A CSV export's sidecar (its run metadata, FILE.meta.json). */
-export async function exportSidecar(source: TraceSource): Promise<string> {
-  return csvSidecarText(await runDocs(source), source.fields);
+export async function exportSidecar(source: TraceSource, signal?: AbortSignal): Promise<string> {
+  return csvSidecarText(await runDocs(source, signal), source.fields);
 }

@@ -204,6 +204,16 @@ describe('trace files round trip', () => {
     }
   });
 
+  it('a streamed export stops reading runs once its signal aborts (the client went away)', async () => {
+    for (const format of TRACE_FORMATS) {
+      const stop = new AbortController();
+      const loads: number[] = [];
+      const source = { ...arraySource(traces), load: (i: number) => (loads.push(i), i === 0 && stop.abort(), traces[i] ?? null) };
+      for await (const c of exportStream(source, format, stop.signal).chunks) void c;
+      assert.deepEqual(loads, [0], format);
+    }
+  });
+
   it('a Parquet stream hands over each row group as it is encoded, and the pieces are the file', async () => {
     const s = new ParquetTraceStream(arraySource(traces).fields, 40);
     const pieces: Uint8Array[] = [];
