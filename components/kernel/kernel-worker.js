@@ -125,16 +125,33 @@
       }
     };
   }
+  /** The runtime's own setTimeout, for the kernel's timers (which belong to no cell). */
+  const kernelTimeout = self.setTimeout.bind(self);
   for (const name of ['setTimeout', 'setInterval']) {
     const original = self[name].bind(self);
     self[name] = (callback, ...rest) => original(owned(callback, currentCell), ...rest);
   }
 
-  // A promise nobody awaited that rejects: shown as an error of the cell that ran last, which does not
-  // end any run (the cell's own awaited promise is handled by the run below).
+  /**
+   * A promise that rejects with no handler yet. Code often handles one a little later
+   * (`const p = f(); await g(); await p`), so it is shown only if it is still unhandled a second
+   * later, as an error of the cell that ran when it was rejected; handled before then, it is
+   * forgotten. It ends no run (a cell's own awaited promise is handled by the run below).
+   */
+  const REJECTION_GRACE_MS = 1000;
+  const unhandled = new Map();
   self.addEventListener('unhandledrejection', (event) => {
     event.preventDefault();
-    post({ type: 'error', cellId: currentCell, background: true, ...errorOutput(event.reason) });
+    const entry = { cellId: currentCell, reason: event.reason };
+    unhandled.set(event.promise, entry);
+    kernelTimeout(() => {
+      if (unhandled.get(event.promise) !== entry) return;
+      unhandled.delete(event.promise);
+      post({ type: 'error', cellId: entry.cellId, background: true, ...errorOutput(entry.reason) });
+    }, REJECTION_GRACE_MS);
+  });
+  self.addEventListener('rejectionhandled', (event) => {
+    unhandled.delete(event.promise);
   });
 
   /**

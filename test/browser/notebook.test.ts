@@ -363,6 +363,32 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it('a rejection handled a moment later is not an error; one never handled is, in the cell that made it', async () => {
+    const { fresh, freshLog } = await pageWithNotebook('rejections.moenb', [
+      code('r1', [
+        "const p = Promise.reject(new Error('handled later'));",
+        'await new Promise((r) => setTimeout(r, 300));',
+        "try { await p; } catch (e) { console.log('caught', (e as Error).message); }",
+        "Promise.reject(new Error('never handled'));",
+        "console.log('one ends');",
+      ].join('\n')),
+      code('r2', "console.log('two runs');"),
+    ]);
+    await fresh.goto(`${app.url}/notebook?path=rejections.moenb`);
+    const cells = fresh.locator('[data-testid="cell"]');
+    await cells.nth(1).waitFor();
+    await fresh.getByLabel('run all').click();
+    await cells.nth(0).locator('.out-error').waitFor({ timeout: 30_000 });
+    const errors = await cells.nth(0).locator('.out-error').allInnerTexts();
+    assert.equal(errors.length, 1, errors.join('\n---\n'));
+    assert.match(errors[0]!, /never handled/);
+    const one = (await cells.nth(0).locator('[data-testid="cell-output"]').allInnerTexts()).join('\n');
+    assert.match(one, /caught handled later[\s\S]*one ends/);
+    assert.match((await cells.nth(1).locator('[data-testid="cell-output"]').allInnerTexts()).join('\n'), /two runs/, 'Run all went on');
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it("a timer printing every 300 ms does not put off the autosave of a cell's deletion", async () => {
     const { fresh, freshLog } = await pageWithNotebook('ticking.moenb', [
       code('k1', "setInterval(() => console.log('tick'), 300);"),
