@@ -2,14 +2,14 @@
 
 /** The four cell kinds: markdown, prompt, code and viz. Each renders its editor and its outputs. */
 import dynamic from 'next/dynamic';
-import { useEffect, useRef, type ReactElement } from 'react';
-import type { ModelSummary } from '../../server/protocol';
+import { useEffect, useRef, useState, type ReactElement } from 'react';
+import { PARAM_RANGES, type ModelSummary, type NumberRange } from '../../server/protocol';
 import { modelLabel, modelTitle } from './model-label';
 import type { RunCache } from '../runs';
 import { useRun } from '../runs';
 import { renderMarkdown } from './format';
 import type { Cell, CellOutput, CellPatch, PromptSettings, VizKind, VizSettings } from './model';
-import { displayRunId, expertListError, runIdOf } from './model';
+import { displayRunId, expertListError, rangeProblem, runIdOf } from './model';
 import { RunView } from './run-view';
 import { VIZ_KINDS } from '../viz';
 
@@ -125,10 +125,46 @@ function DisplayOutput({ kind, data, runs }: { kind: string; data: unknown; runs
   return <pre className="out-stream">{typeof data === 'string' ? data : JSON.stringify(data, null, 2)}</pre>;
 }
 
-function num(v: string): number | undefined {
+/** A field's text as a number: undefined for empty, null for text that is not (yet) one ("-", "1e"). */
+function num(v: string): number | undefined | null {
   if (v.trim() === '') return undefined;
   const n = Number(v);
-  return Number.isFinite(n) ? n : undefined;
+  return Number.isFinite(n) ? n : null;
+}
+
+/**
+ * A number field that keeps its text as typed: "0." and "-" are steps on the way to 0.5 and -5, so
+ * the text is the field's own state, and only a number in the parameter's range (or empty, the
+ * default) is passed on. Anything else is kept, marked with the reason, and changes nothing: the
+ * cell keeps its last valid value, so the notebook still saves.
+ */
+function NumberField({ label, width, range, value, onChange }: { label: string; width: number; range: NumberRange; value: number | undefined; onChange(v: number | undefined): void }) {
+  const [text, setText] = useState(value === undefined ? '' : String(value));
+  // A value changed from outside (another tab, a reload) replaces the text; the field's own do not.
+  useEffect(() => {
+    const parsed = num(text);
+    if (parsed !== null && parsed !== value) setText(value === undefined ? '' : String(value));
+  }, [value]);
+  const parsed = num(text);
+  const problem = parsed === null ? `${label} must be a number, got '${text}'` : rangeProblem(label, parsed, range);
+  return (
+    <label className="field">
+      {label}
+      <input
+        style={{ width, ...(problem !== null ? { borderColor: '#ff7b7b' } : {}) }}
+        value={text}
+        inputMode="decimal"
+        aria-label={label}
+        aria-invalid={problem !== null}
+        title={problem ?? undefined}
+        onChange={(e) => {
+          setText(e.target.value);
+          const n = num(e.target.value);
+          if (n !== null && rangeProblem(label, n, range) === null) onChange(n);
+        }}
+      />
+    </label>
+  );
 }
 
 /** The ban and force fields: the text as typed, marked (with the reason as its tooltip) when it does not parse. */
@@ -156,10 +192,7 @@ function PromptControls({ p, models, notebookModel, onChange }: { p: PromptSetti
   const set = <K extends keyof PromptSettings>(k: K, v: PromptSettings[K]) => onChange({ ...p, [k]: v });
   // An empty field means the default (for max tokens, the server's), as an absent setting does in the file.
   const field = (label: string, k: 'maxNewTokens' | 'temperature' | 'topP' | 'seed' | 'expertsPerToken' | 'topKSampling', width = 64) => (
-    <label className="field">
-      {label}
-      <input style={{ width }} value={p[k] ?? ''} inputMode="decimal" aria-label={label} onChange={(e) => set(k, num(e.target.value))} />
-    </label>
+    <NumberField label={label} width={width} range={PARAM_RANGES[k]} value={p[k]} onChange={(v) => set(k, v)} />
   );
   const own = p.model;
   return (
@@ -180,6 +213,7 @@ function PromptControls({ p, models, notebookModel, onChange }: { p: PromptSetti
       {field('max tokens', 'maxNewTokens', 56)}
       {field('temperature', 'temperature', 56)}
       {field('top-p', 'topP', 48)}
+      {field('top-k', 'topKSampling', 40)}
       {field('seed', 'seed', 56)}
       <ExpertListField label="ban" placeholder="L:E, *:E" width={96} value={p.ban} onChange={(v) => set('ban', v)} />
       <ExpertListField label="force" placeholder="L:E" width={80} value={p.force} onChange={(v) => set('force', v)} />

@@ -203,12 +203,18 @@ export function parseExpertList(spec: string): { layer: number | 'all'; expert: 
  * Throws a message naming the cell's field when a number is outside what the server accepts (the
  * ranges of server/protocol.ts, PARAM_RANGES), so the cell says "top-p must be …" rather than a schema path.
  */
-function checkNumber(label: string, v: number | undefined, range: NumberRange): void {
-  if (v === undefined || inRange(v, range)) return;
+/** Why `v` is not a valid value of the field `label`, or null when it is (or is absent). */
+export function rangeProblem(label: string, v: number | undefined, range: NumberRange): string | null {
+  if (v === undefined || inRange(v, range)) return null;
   const { int = false, min, max, minExclusive = false } = range;
   const kind = int ? 'a whole number' : 'a number';
   const span = max === undefined ? `of at least ${min}` : minExclusive ? `above ${min} and at most ${max}` : `from ${min} to ${max}`;
-  throw new Error(`${label} must be ${kind} ${span}, got ${v}`);
+  return `${label} must be ${kind} ${span}, got ${v}`;
+}
+
+function checkNumber(label: string, v: number | undefined, range: NumberRange): void {
+  const problem = rangeProblem(label, v, range);
+  if (problem) throw new Error(problem);
 }
 
 /**

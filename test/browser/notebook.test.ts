@@ -389,6 +389,54 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it('number fields keep what is typed, mid-number included, and a sampling top-k is shown and saved', async () => {
+    const promptCell = {
+      id: 'p1',
+      cell_type: 'code',
+      source: 'Hello',
+      execution_count: null,
+      outputs: [],
+      metadata: { moelab: { kind: 'prompt', model: null, sampling: { temperature: 0.7, topK: 4 }, interventions: {} } },
+    };
+    const { fresh, freshLog } = await pageWithNotebook('numbers.moenb', [promptCell]);
+    await fresh.goto(`${app.url}/notebook?path=numbers.moenb`);
+    const cell = fresh.locator('[data-testid="cell"]').nth(0);
+    const temperature = cell.getByLabel('temperature');
+    await temperature.waitFor();
+    assert.equal(await cell.getByLabel('top-k').inputValue(), '4', 'a sampling top-k in the file is shown');
+    // One Backspace on 0.7 leaves "0." (still 0.x on the way to another digit), not "0".
+    await temperature.click();
+    await temperature.press('End');
+    await temperature.press('Backspace');
+    assert.equal(await temperature.inputValue(), '0.');
+    await temperature.pressSequentially('95');
+    assert.equal(await temperature.inputValue(), '0.95');
+    // A value outside the parameter's range is kept as typed and marked with the reason; the cell
+    // keeps its last valid value, so the notebook still saves.
+    const seed = cell.getByLabel('seed');
+    await seed.pressSequentially('-');
+    assert.equal(await seed.inputValue(), '-');
+    assert.equal(await seed.getAttribute('aria-invalid'), 'true', 'a lone minus is marked, not dropped');
+    await seed.pressSequentially('5');
+    assert.equal(await seed.inputValue(), '-5');
+    assert.match((await seed.getAttribute('title')) ?? '', /seed must be a whole number from 0/);
+    await seed.fill('');
+    await seed.pressSequentially('7');
+    assert.equal(await seed.getAttribute('aria-invalid'), 'false');
+    const topK = cell.getByLabel('top-k');
+    await topK.fill('');
+    await topK.pressSequentially('12');
+    await fresh.getByLabel('save', { exact: true }).click();
+    await fresh.locator('[data-testid="save-state"]', { hasText: /^saved$/ }).waitFor().catch(async (e) => {
+      throw new Error(`${String(e)}\nsave state: ${await fresh.locator('[data-testid="save-state"]').innerText()}`);
+    });
+    const saved = (await (await fresh.request.get(`${app.url}/api/notebooks/numbers.moenb`)).json()) as { content: string };
+    const sampling = (JSON.parse(saved.content) as { cells: { metadata: { moelab: { sampling: Record<string, number> } } }[] }).cells[0]!.metadata.moelab.sampling;
+    assert.deepEqual(sampling, { temperature: 0.95, topK: 12, seed: 7 });
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it("a timer printing every 300 ms does not put off the autosave of a cell's deletion", async () => {
     const { fresh, freshLog } = await pageWithNotebook('ticking.moenb', [
       code('k1', "setInterval(() => console.log('tick'), 300);"),
