@@ -213,8 +213,9 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse,
 
   if (path === '/api/runs' && method === 'GET') {
     const limit = Number(query.get('limit') ?? 100);
+    if (!Number.isInteger(limit) || limit < 1) throw new HttpError(400, 'API_BAD_REQUEST', `limit must be a whole number of at least 1 (at most 1,000 are listed), got '${query.get('limit')}'`);
     const before = query.get('before') ?? undefined;
-    return json(res, 200, { runs: ctx.store.list({ limit: Number.isFinite(limit) ? limit : 100, ...(before ? { before } : {}) }) });
+    return json(res, 200, { runs: ctx.store.list({ limit, ...(before ? { before } : {}) }) });
   }
   const traceMatch = /^\/api\/runs\/([0-9a-f-]{36})\/trace$/.exec(path);
   if (traceMatch && method === 'GET') {

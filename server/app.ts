@@ -187,8 +187,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       for (const c of connections) c.dispose();
       for (const ws of wss.clients) ws.terminate();
       wss.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // close() waits for every open connection, and a client holding one open (a preconnect, a
+      // half-sent request) would hold it for ever: they are closed at once, after new ones are refused.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await closed;
       await models.dispose();
       store.close();
     },

@@ -120,7 +120,9 @@ export async function runServe(argv: string[]): Promise<void> {
   );
   let stopping = false;
   const stop = () => {
-    if (stopping) return;
+    // A second signal stops at once (the store is consistent after every write; live runs were
+    // already marked interrupted by the first, or will be on the next start).
+    if (stopping) process.exit(130);
     stopping = true;
     log.info('shutting down');
     void server.close().then(() => process.exit(0));

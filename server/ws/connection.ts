@@ -18,6 +18,7 @@ import type { ModelRegistry } from '../models.ts';
 import { parseClientMessage, PROTOCOL_VERSION, ProtocolErrorCode, type ClientMessage, type Detail, type ServerMessage } from '../protocol.ts';
 import { ProtocolError, type RunManager } from '../runs/manager.ts';
 import { toWire } from '../runs/events.ts';
+import { RunStoreError } from '../store/run-store.ts';
 
 export const HIGH_WATER = 1 << 20;
 export const STALL_TIMEOUT_MS = 30_000;
@@ -212,7 +213,19 @@ export class Connection {
         more = true;
         break;
       }
-      const r = this.runs.eventsFrom(runId, sub.cursor, MAX_EVENTS_PER_FRAME);
+      let r: ReturnType<RunManager['eventsFrom']>;
+      try {
+        r = this.runs.eventsFrom(runId, sub.cursor, MAX_EVENTS_PER_FRAME);
+      } catch (e) {
+        // A stored run that cannot be read back (a damaged row): this subscription ends with the
+        // store's error; the connection, its other runs and the server go on.
+        if (!(e instanceof RunStoreError)) throw e;
+        this.log.warn(`connection ${this.id.slice(0, 8)}: run ${runId}: ${e.message}`);
+        this.error(null, runId, e.code, e.message);
+        sub.unlisten();
+        this.subs.delete(runId);
+        continue;
+      }
       if (!r) continue;
       if (r.events.length > 0) {
         const parts: string[] = [];

@@ -1,6 +1,7 @@
 /** The server is closed by default: host, origin, token, payload, rate and message checks over real sockets. */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
@@ -188,6 +189,28 @@ describe('access control', () => {
     assert.ok(!open, 'still open after 10 s of flooding');
     assert.equal(await closed, 1008);
     assert.equal(c.received.filter((m) => m.type === 'error' && m.code === 'PROTO_RATE_LIMITED').length, 1, 'told once per flood');
+  });
+
+  it('answers a malformed run-list limit with API_BAD_REQUEST, not an internal error', async () => {
+    for (const limit of ['1.5', '-3', 'x', '0']) {
+      const r = await raw(server.url, `/api/runs?limit=${limit}`, auth);
+      assert.equal(r.status, 400, `${limit}: ${r.status} ${r.body}`);
+      assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'API_BAD_REQUEST');
+    }
+    assert.equal((await raw(server.url, '/api/runs?limit=5000', auth)).status, 200, 'a large limit is capped, not refused');
+  });
+
+  it('closes at once on shutdown, even with a half-sent request on an open connection', async () => {
+    const s = await labServer({ modelDirs: [] });
+    const sock = connect(Number(new URL(s.url).port), '127.0.0.1');
+    await new Promise((resolve) => sock.once('connect', resolve));
+    sock.on('error', () => {});
+    sock.write(`PUT /api/notebooks/a.moenb HTTP/1.1\r\nHost: ${new URL(s.url).host}\r\nAuthorization: Bearer ${s.token}\r\nContent-Length: 100\r\n\r\n{"cel`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Before, close() waited for that client for ever; a hang shows here as a timeout, not a slow pass.
+    const outcome = await Promise.race([s.close().then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still waiting after 20 s'), 20_000))]);
+    sock.destroy();
+    assert.equal(outcome, 'closed');
   });
 
   it('keeps notebook paths inside the notebook root over HTTP', async () => {

@@ -303,6 +303,17 @@ describe('what the run store reads back', () => {
       assert.equal(csv.status, 200);
       await assert.rejects(csv.text());
       assert.equal((await get(`/api/traces?format=csv&runs=${intact}`)).status, 200, 'the server goes on serving');
+      // Over the socket too: subscribing to the damaged run ends that subscription with the store's
+      // error (it used to throw on a timer and take the server down); the connection goes on.
+      const ws = await TestClient.connect(second.url, { token: second.token });
+      await ws.hello();
+      ws.send({ type: 'subscribe', id: 's1', runId: badEvent, from: 0 });
+      const refused = await ws.waitFor((m) => m.type === 'error' && m.runId === badEvent);
+      assert.equal((refused as { code: string }).code, 'STORE_BAD_ROW');
+      ws.send({ type: 'subscribe', id: 's2', runId: intact, from: 0 });
+      const events = await ws.untilDone(intact);
+      assert.equal(events.at(-1)?.t, 'done');
+      await ws.close();
       // The sidecar is made whole before it is sent: a clean error too.
       const sidecar = await get(`/api/traces?format=csv&runs=${intact},${badEvent}&part=sidecar`);
       assert.equal(sidecar.status, 500);
