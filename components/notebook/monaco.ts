@@ -12,6 +12,7 @@ let loading: Promise<MonacoApi> | null = null;
 
 interface TsDefaults {
   setCompilerOptions(o: Record<string, unknown>): void;
+  setDiagnosticsOptions(o: { diagnosticCodesToIgnore?: number[] }): void;
   addExtraLib(content: string, path: string): void;
 }
 
@@ -61,6 +62,10 @@ export function loadMonaco(): Promise<MonacoApi> {
           const defaults = (monaco as unknown as { typescript: { typescriptDefaults: TsDefaults } }).typescript.typescriptDefaults;
           defaults.setCompilerOptions({ target: 9 /* ES2022 */, strict: true, allowNonTsExtensions: true, lib: ['es2022', 'webworker'] });
           defaults.addExtraLib(LAB_TYPES, 'file:///moe-lab/lab.d.ts');
+          // Cells are scripts (their top-level names are shared, as the kernel shares them) that may
+          // await at the top level, which the kernel allows: TypeScript's "only allowed in a module"
+          // (1375, 1378) does not apply to them.
+          defaults.setDiagnosticsOptions({ diagnosticCodesToIgnore: [1375, 1378] });
           resolve(monaco);
         },
         reject,

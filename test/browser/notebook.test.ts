@@ -437,6 +437,26 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it("the code editor accepts top-level await, which cells may use, and still reports type errors", async () => {
+    const { fresh, freshLog } = await pageWithNotebook('await.moenb', [code('a1', "const r = await Promise.resolve(1);\nconst s: string = r;")]);
+    await fresh.goto(`${app.url}/notebook?path=await.moenb`);
+    await fresh.locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    // The TypeScript worker reports asynchronously: wait until the type error is in.
+    const codes = await fresh.waitForFunction(
+      () => {
+        const m = (window as unknown as { monaco?: { editor: { getModelMarkers(f: object): { code?: string | { value: string } }[] } } }).monaco;
+        const all = m?.editor.getModelMarkers({}).map((x) => (typeof x.code === 'object' ? x.code.value : x.code)) ?? [];
+        return all.includes('2322') ? all : null;
+      },
+      null,
+      { timeout: 30_000 },
+    );
+    const markers = (await codes.jsonValue()) as string[];
+    assert.ok(!markers.includes('1375') && !markers.includes('1378'), `markers: ${markers.join(', ')}`);
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it("a timer printing every 300 ms does not put off the autosave of a cell's deletion", async () => {
     const { fresh, freshLog } = await pageWithNotebook('ticking.moenb', [
       code('k1', "setInterval(() => console.log('tick'), 300);"),
