@@ -258,6 +258,10 @@ export default function NotebookEditor({ path }: { path: string }) {
     };
     if (cell.kind === 'prompt') {
       const c = client.current;
+      // How the run ended, for Run all: it goes on after a finished run and stops at one that
+      // failed or was cancelled, as it does at a code cell that throws.
+      let ended: (ok: boolean) => void = () => {};
+      const outcome = new Promise<boolean>((resolve) => (ended = resolve));
       try {
         if (!c) throw new Error('not connected to the server');
         // A cell without a model of its own runs on the notebook's, else on the server's first, as lab.generate does.
@@ -271,6 +275,7 @@ export default function NotebookEditor({ path }: { path: string }) {
               setOutputs(cell.id, (o) => o.map((x) => (x.type === 'run' && x.runId === runId ? endedRunOutput(x, end) : x)));
               cellRuns.current.delete(cell.id);
               finish();
+              ended(end.t === 'done' && end.reason !== 'cancelled');
             }
           },
         });
@@ -285,7 +290,7 @@ export default function NotebookEditor({ path }: { path: string }) {
         finish();
         return false;
       }
-      return true;
+      return await outcome;
     }
     // code
     kernel.current ??= Object.assign(new Kernel(kernelHost), {});
@@ -338,7 +343,8 @@ export default function NotebookEditor({ path }: { path: string }) {
     else if (cell.kind === 'code') stopKernel('interrupt');
   };
 
-  // As in Jupyter, Run all stops at a cell that fails or is interrupted.
+  // As in Jupyter, Run all runs one cell after another (a prompt cell until its run ends) and stops
+  // at a cell that fails or is interrupted.
   const runAll = async () => {
     const cur = nbRef.current;
     if (!cur) return;

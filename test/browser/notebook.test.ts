@@ -278,6 +278,34 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it('Run all waits for a prompt cell to finish, and stops at one whose run fails in the engine', async () => {
+    const prompt = (id: string, interventions: object) => ({
+      id,
+      cell_type: 'code',
+      source: 'Hi',
+      execution_count: null,
+      outputs: [],
+      metadata: { moelab: { kind: 'prompt', model: null, sampling: { maxNewTokens: 4 }, interventions } },
+    });
+    const { fresh, freshLog } = await pageWithNotebook('runall-prompts.moenb', [
+      prompt('p1', {}),
+      code('c1', "console.log('after the first prompt')"),
+      prompt('p2', { ban: [{ layer: 0, expert: 99 }] }),
+      code('c2', "console.log('never')"),
+    ]);
+    await fresh.goto(`${app.url}/notebook?path=runall-prompts.moenb`);
+    const cells = fresh.locator('[data-testid="cell"]');
+    await cells.nth(3).waitFor();
+    await fresh.getByLabel('run all').click();
+    await cells.nth(2).locator('[data-testid="cell-output"]', { hasText: 'ENGINE_BAD_INTERVENTION' }).waitFor({ timeout: 30_000 });
+    assert.match((await cells.nth(1).locator('[data-testid="cell-output"]').allInnerTexts()).join('\n'), /after the first prompt/);
+    await fresh.waitForTimeout(500);
+    assert.equal(await cells.nth(3).locator('.cell-count').innerText(), '[ ]', 'Run all stopped at the failed prompt');
+    assert.doesNotMatch((await cells.nth(3).locator('[data-testid="cell-output"]').allInnerTexts()).join('\n'), /never/);
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('lab calls that fail throw errors with their codes, a refused run does not hang the cell, and an unknown view says so', async () => {
     const source = [
       "for (const f of [() => lab.generate({ prompt: 'x', maxNewTokens: -1 }), () => lab.run('00000000-0000-0000-0000-000000000000')]) {",
