@@ -184,6 +184,51 @@ export default function NotebookEditor({ path }: { path: string }) {
 
   /** Runs of each cell not yet ended. */
   const pendingRuns = useRef(new Map<string, number>());
+  /**
+   * A prompt cell's run that was still going when the page loaded (a reload mid-run): the cell shows
+   * it running ([*]) and its Stop cancels it, and once it ends its output records how, as for a run
+   * started here; a run that ended while no page was open is recorded on load.
+   */
+  const resumed = useRef(new Set<string>());
+  useEffect(() => {
+    if (!nb || connection !== 'open') return;
+    for (const cell of nb.cells) {
+      if (cell.kind !== 'prompt') continue;
+      for (const o of cell.outputs) {
+        if (o.type !== 'run' || o.status !== 'running' || resumed.current.has(o.runId) || cellRuns.current.get(cell.id) === o.runId) continue;
+        const { runId } = o;
+        const cellId = cell.id;
+        resumed.current.add(runId);
+        let unsubscribe = () => {};
+        const check = () => {
+          const st = runs.get(runId);
+          if (st.status === 'streaming') {
+            if (!cellRuns.current.has(cellId)) {
+              cellRuns.current.set(cellId, runId);
+              setRunning((r) => new Set(r).add(cellId));
+            }
+            return;
+          }
+          if (st.status !== 'done' && st.status !== 'failed') return;
+          unsubscribe();
+          if (cellRuns.current.get(cellId) === runId) cellRuns.current.delete(cellId);
+          // A run of the cell started here since keeps it running.
+          if (!pendingRuns.current.has(cellId)) {
+            setRunning((r) => {
+              const n = new Set(r);
+              n.delete(cellId);
+              return n;
+            });
+          }
+          const end = st.events.findLast((e) => e.t === 'done' || e.t === 'error');
+          if (end) setOutputs(cellId, (os) => os.map((x) => (x.type === 'run' && x.runId === runId ? endedRunOutput(x, end) : x)));
+        };
+        unsubscribe = runs.subscribe(runId, check);
+        check();
+      }
+    }
+  }, [nb, connection, runs]);
+
   /** Runs started by code cells (lab.generate) and not finished: Interrupt cancels them. */
   const codeRuns = useRef(new Set<string>());
   const kernelHost = useCallback(async (method: string, args: unknown[]): Promise<unknown> => {

@@ -177,7 +177,19 @@ describe('notebook in the browser', () => {
     await page.locator('[data-testid="notebook"]').waitFor();
     const resumed = cells().nth(0);
     const atReload = await resumed.locator('[data-testid="token-strip"] [data-index]').count();
+    // The cell shows the resumed run as running, with its Stop, as before the reload.
+    await resumed.getByLabel('stop cell').waitFor({ timeout: 30_000 });
+    assert.equal(await resumed.locator('.cell-count').innerText(), '[*]');
     await resumed.locator('[data-testid="run-summary"]', { hasText: 'length' }).waitFor({ timeout: 60_000 });
+    await resumed.getByLabel('stop cell').waitFor({ state: 'detached' });
+    // And the saved notebook records how the run ended, not 'running'.
+    let saved = '';
+    for (let i = 0; i < 50 && !/"status":\s*"done"/.test(saved); i++) {
+      await page.waitForTimeout(200);
+      saved = ((await (await page.request.get(`${app.url}/api/notebooks/browser-test.moenb`)).json()) as { content: string }).content;
+    }
+    assert.match(saved, /"status":\s*"done"/);
+    assert.doesNotMatch(saved, /"status":\s*"running"/);
     const final = await resumed.locator('[data-testid="token-strip"] [data-index]').count();
     // Prompt tokens plus all 1000 new ones, each exactly once.
     const indices = await resumed.locator('[data-testid="token-strip"] [data-index]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-index'))));
