@@ -412,7 +412,10 @@ export default function NotebookEditor({ path }: { path: string }) {
       }
       const target = e.target as HTMLElement | null;
       const inField = !!target && (target.tagName === 'TEXTAREA' || target.tagName === 'INPUT' || target.tagName === 'SELECT' || target.isContentEditable || !!target.closest('.monaco-editor'));
-      if (editing || inField) return;
+      if (inField) return;
+      // Edit mode ends once focus has left the cell's fields (a click on Run moves it to the page):
+      // the key is a command, as after Esc.
+      if (editing) setEditing(false);
       const n = cur.cells.length;
       const model = cur.model?.id ?? models[0]?.id ?? '';
       const setKind = (kind: CellKind) => change((cells) => cells.map((c, i) => (i === selected ? changeKind(c, kind, model) : c)));

@@ -290,6 +290,23 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it('after clicking Run in edit mode, keys are commands again', async () => {
+    const { fresh, freshLog } = await pageWithNotebook('run-button.moenb', [code('k1', "console.log('ran')")]);
+    await fresh.goto(`${app.url}/notebook?path=run-button.moenb`);
+    const cell = fresh.locator('[data-testid="cell"]').nth(0);
+    await cell.locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await cell.locator('.monaco-editor').click();
+    const notebook = fresh.locator('[data-testid="notebook"]');
+    assert.equal(await notebook.getAttribute('data-mode'), 'edit');
+    await cell.getByRole('button', { name: 'run cell' }).click();
+    await cell.locator('[data-testid="cell-output"]', { hasText: 'ran' }).waitFor({ timeout: 30_000 });
+    await fresh.keyboard.press('b');
+    await fresh.locator('[data-testid="cell"]').nth(1).waitFor();
+    assert.equal(await notebook.getAttribute('data-mode'), 'command');
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('Run all waits for a prompt cell to finish, and stops at one whose run fails in the engine', async () => {
     const prompt = (id: string, interventions: object) => ({
       id,
