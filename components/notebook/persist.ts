@@ -250,7 +250,8 @@ export function downloadIpynb(loaded: LoadedNotebook, model: NotebookModel): voi
 export function htmlRunData(events: RunEvent[]): HtmlRunData {
   const tokens = new Map<number, { text: string; top1Expert?: (number | null)[] }>();
   for (const e of events) {
-    if (e.t === 'token') tokens.set(e.index, { text: e.text ?? `[${e.id}]` });
+    // As the page's views label it: the text the token adds when it has one (a split character whole).
+    if (e.t === 'token') tokens.set(e.index, { text: e.delta || (e.text ?? `[${e.id}]`) });
     if (e.t === 'routing') {
       const k = e.ids.length / Math.max(1, e.h.length);
       const t = tokens.get(e.index);

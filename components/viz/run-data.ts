@@ -221,7 +221,9 @@ export class RunData {
     this.ensurePosition(e.index);
     if (this.phases[e.index] === PHASE_CODE.none) this.tokenCount++;
     this.tokenIds[e.index] = e.id;
-    this.texts[e.index] = e.text;
+    // A token that completes a character split over tokens shows it whole (its delta); one that
+    // only starts it has no text of its own, and shows the tokenizer's (a replacement mark).
+    this.texts[e.index] = e.delta || e.text;
     this.phases[e.index] = PHASE_CODE[e.phase];
     this.logprobs[e.index] = e.logprob ?? NaN;
   }

@@ -107,8 +107,11 @@ export async function* generate(runner: ModelRunner, req: GenerateRequest, opts:
   cache.reset();
   const t0 = performance.now();
   yield { type: 'start', promptTokens: ids.length, maxNewTokens: maxNew, topK, seed };
+  // Prompt tokens get the text they add to the prompt too (its own detokenizer: the generated text
+  // starts after the prompt), so a character split over two tokens reads whole on the second.
+  const promptDetok = tok ? new StreamingDetokenizer(tok) : null;
   for (let i = 0; i < ids.length; i++) {
-    yield { type: 'token', index: i, id: ids[i]!, text: text(ids[i]!), delta: null, phase: 'prefill', logprob: null, top: [] };
+    yield { type: 'token', index: i, id: ids[i]!, text: text(ids[i]!), delta: promptDetok ? promptDetok.push(ids[i]!) : null, phase: 'prefill', logprob: null, top: [] };
   }
 
   const prefill = await runner.step({ ids, logitIndex: [ids.length - 1], routeBias, topK }, cache);

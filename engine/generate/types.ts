@@ -74,7 +74,10 @@ export type GenerationEvent =
       readonly id: number;
       /** The token's own text; null without a tokenizer. */
       readonly text: string | null;
-      /** What this token adds to the generated text (decode only; may hold back a split character). */
+      /**
+       * What this token adds to the text: the prompt's for prompt tokens, the generated text's after.
+       * Empty while a character split over tokens is held back; null without a tokenizer.
+       */
       readonly delta: string | null;
       readonly phase: Phase;
       /** log P(token) under the model's unmodified distribution; null for prompt tokens. */

@@ -39,6 +39,14 @@ describe('generation on the mixtral reference checkpoint', () => {
   });
   after(async () => runner.dispose());
 
+  it('prompt tokens carry the text they add: a character split over tokens reads whole, and the deltas make the prompt', async () => {
+    const prompt = 'naïve €5';
+    const toks = (await collect(runner, { prompt, maxNewTokens: 0 })).flatMap((e) => (e.type === 'token' && e.phase === 'prefill' ? [e] : []));
+    assert.equal(toks.map((t) => t.delta).join(''), prompt);
+    assert.ok(toks.some((t) => t.text?.includes('\uFFFD')), 'some token is only part of a character');
+    assert.ok(toks.every((t) => !t.delta!.includes('\uFFFD')), JSON.stringify(toks.map((t) => t.delta)));
+  });
+
   it('seeded sampling is reproducible, and another seed gives other tokens', async () => {
     const req = { promptIds: PROMPT, maxNewTokens: 24, ignoreEos: true, sampling: { temperature: 1.2, topP: 0.98 } };
     const a = decoded(await collect(runner, { ...req, seed: 7 }));

@@ -24,6 +24,13 @@ function recountFromEvents(events: readonly RunEvent[], L: number, k: number, E:
 }
 
 describe('RunData', () => {
+  it("labels a token with the text it adds when it has one, so a character split over two tokens reads whole", () => {
+    const data = new RunData();
+    const withDelta = (index: number, text: string, delta: string): RunEvent => ({ ...(token(index, index, text) as Extract<RunEvent, { t: 'token' }>), delta });
+    data.append([started({ promptTokens: 3 }), withDelta(0, '\uFFFD', ''), withDelta(1, '\uFFFD', 'М'), withDelta(2, 'о', 'о'), token(3, 9, 'x')]);
+    assert.deepEqual([0, 1, 2, 3].map((i) => data.tokenLabel(i)), ['\uFFFD', 'М', 'о', 'x']);
+  });
+
   it('keeps per-layer expert counts equal to a full recount after every streamed batch', () => {
     const events = syntheticTrace({ tokens: 300, layers: 4, experts: 16, topK: 3, seed: 7 });
     const data = new RunData();
