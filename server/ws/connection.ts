@@ -109,7 +109,7 @@ export class Connection {
     const parsed = parseClientMessage(text);
     if (!parsed.ok) return this.error(parsed.id, null, parsed.code, parsed.message);
     if (!this.greeted && parsed.msg.type !== 'hello') {
-      return this.error(null, null, ProtocolErrorCode.HELLO_REQUIRED, 'send hello first');
+      return this.error('id' in parsed.msg ? (parsed.msg.id ?? null) : null, null, ProtocolErrorCode.HELLO_REQUIRED, 'send hello first');
     }
     void this.handle(parsed.msg).catch((e) => {
       this.log.error(`connection ${this.id.slice(0, 8)}: handling ${parsed.msg.type}`, e);

@@ -116,7 +116,8 @@ describe('access control', () => {
     assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_BAD_JSON');
     c.received.length = 0;
     c.send({ type: 'list_models', id: '1' });
-    assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_HELLO_REQUIRED');
+    const early = (await c.waitFor((m) => m.type === 'error')) as { code: string; id: string | null };
+    assert.deepEqual([early.code, early.id], ['PROTO_HELLO_REQUIRED', '1'], 'the refusal answers the request it refuses');
     await c.hello();
     c.received.length = 0;
     c.send({ type: 'launch_missiles' });
