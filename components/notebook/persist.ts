@@ -25,7 +25,19 @@ export interface LoadedNotebook {
   readonly warnings: string[];
 }
 
-const url = (path: string) => `/api/notebooks/${path.split('/').map(encodeURIComponent).join('/')}`;
+/**
+ * A notebook path as an API URL, a segment at a time. A `.` or `..` segment never reaches the server
+ * (URLs resolve it before sending, escaped or not: `/api/notebooks/../x` would ask for `/api/x`), so
+ * it is refused here, with the server's code for a path outside the notebook root.
+ */
+export function notebookUrl(path: string): string {
+  const segments = path.split('/');
+  if (segments.some((s) => /^(\.|%2e)+$/i.test(s) && s.replace(/%2e/gi, '.').length <= 2)) {
+    throw new Error(`NOTEBOOK_BAD_PATH: '${path}' leaves the notebook folder ('.' and '..' are not names)`);
+  }
+  return `/api/notebooks/${segments.map(encodeURIComponent).join('/')}`;
+}
+const url = notebookUrl;
 
 const entryAnswer = z.object({ entry: notebookEntrySchema });
 

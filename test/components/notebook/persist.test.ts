@@ -6,7 +6,7 @@ import {
   type Notebook, type Output, type PromptCell,
 } from '../../../components/notebook/format/index.ts';
 import { endedRunOutput, newCell, promptParams, type Cell, type CellOutput, type PromptSettings } from '../../../components/notebook/model.ts';
-import { fromFile, toFile } from '../../../components/notebook/persist.ts';
+import { fromFile, notebookUrl, toFile } from '../../../components/notebook/persist.ts';
 import { fullNotebook, randomNotebook, seeded } from './fixtures.ts';
 
 /** Load → save, as the editor does with an untouched notebook. */
@@ -145,5 +145,16 @@ describe('saving what the editor made', () => {
     const meta = promptMeta(save(promptCell({ ban: '3:5, 4:6, *:2' })));
     assert.equal(meta.unparsed, undefined);
     assert.deepEqual(meta.interventions, { ban: [{ layer: 3, expert: 5 }, { layer: 4, expert: 6 }, { layer: 'all', expert: 2 }] });
+  });
+});
+
+describe('notebook API URLs', () => {
+  it("refuses a '.' or '..' segment by name, which a URL would otherwise resolve away before the server saw it", () => {
+    for (const p of ['../evil.moenb', 'a/../../b.moenb', './x.moenb', '%2e%2E/x.moenb', 'a/./b.moenb']) {
+      assert.throws(() => notebookUrl(p), /^Error: NOTEBOOK_BAD_PATH: /, p);
+    }
+    assert.equal(notebookUrl('lessons/..two dots.moenb'), '/api/notebooks/lessons/..two%20dots.moenb');
+    // What the URL keeps is what the server is asked for.
+    assert.equal(new URL(notebookUrl('a b/c.moenb'), 'http://127.0.0.1').pathname, '/api/notebooks/a%20b/c.moenb');
   });
 });
