@@ -45,6 +45,11 @@ export interface ServerOptions {
   readonly ui: RequestHandler | null;
   readonly token?: string;
   readonly extraOrigins?: readonly string[];
+  /**
+   * Engine servers the page may connect to (`?engine=URL`, docs/protocol.md), as http(s) URLs: their
+   * sockets and REST API are added to the page's connect-src, which otherwise allows only this server.
+   */
+  readonly engines?: readonly string[];
   readonly limits?: Partial<Limits>;
   readonly log?: Logger;
   readonly appVersion?: string;
@@ -128,7 +133,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const policy = accessPolicy(host, port, opts.extraOrigins ?? [], opts.token);
   // CSP source expressions cannot name IPv6 literals, so the [::1] form is left to 'self'.
   const wsOrigins = [...policy.allowedHosts].filter((h) => !h.startsWith('[')).map((h) => `ws://${h}`);
-  const headers = securityHeaders(wsOrigins);
+  const headers = securityHeaders([...wsOrigins, ...(opts.engines ?? []).flatMap(engineConnectSources)]);
   const api: ApiContext = { runs, store, models, notebooks: opts.notebooks, log };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -196,4 +201,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       store.close();
     },
   };
+}
+
+/** What the page needs to reach an engine server at `url`: its socket and its REST API. */
+export function engineConnectSources(url: string): string[] {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`--engine must be a URL such as http://127.0.0.1:8788, got '${url}'`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`--engine must be an http or https URL, got '${url}'`);
+  return [u.origin, `${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}`];
 }

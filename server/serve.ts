@@ -18,11 +18,12 @@ export const DEFAULT_PORT = 8787;
 
 export const SERVE_USAGE = `moe-lab serve [--port N] [--host ADDR --allow-remote] [--engine-only]
   [--model DIR]... [--models-dir DIR] [--quant none|int8|int4] [--max-context N] [--data-dir DIR]
-  [--notebooks DIR] [--allow-origin URL]...
+  [--notebooks DIR] [--allow-origin URL]... [--engine URL]...
 
   Serves MoE Lab on http://127.0.0.1:${DEFAULT_PORT} and prints a URL carrying the access token.
   --engine-only  the WebSocket/REST engine server without the web app (e.g. on a GPU host);
-                 allow the app's origin with --allow-origin http://127.0.0.1:PORT.
+                 allow the app's origin with --allow-origin http://127.0.0.1:PORT, and start
+                 the app with --engine http://127.0.0.1:ENGINE_PORT so its pages may reach it.
   Models: every checkpoint folder in --models-dir (default: the built-in models) plus each --model;
   --quant runs them with block-quantized weights (for checkpoints larger than memory in float32).
   A model's context is its max_position_embeddings, or as many positions as this machine's memory
@@ -74,6 +75,7 @@ export async function runServe(argv: string[]): Promise<void> {
       'data-dir': { type: 'string' },
       notebooks: { type: 'string' },
       'allow-origin': { type: 'string', multiple: true },
+      engine: { type: 'string', multiple: true },
       quiet: { type: 'boolean', default: false },
     },
     strict: true,
@@ -110,6 +112,7 @@ export async function runServe(argv: string[]): Promise<void> {
     notebooks,
     ui: engineOnly ? null : await nextHandler(),
     extraOrigins: values['allow-origin'] ?? [],
+    engines: values.engine ?? [],
     quant,
     ...(maxContext !== undefined ? { maxContext } : {}),
     log,

@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { fixtureDir } from '../helpers/fixtures.ts';
 import { labServer, TestClient } from '../helpers/lab-server.ts';
 import { accessPolicy } from '../../server/security.ts';
+import { engineConnectSources } from '../../server/app.ts';
 
 /** A raw HTTP request (no client-side URL normalisation), returning status, headers and body. */
 function raw(url: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
@@ -91,6 +92,12 @@ describe('access control', () => {
     assert.equal((await raw(server.url, '/api/models', { Cookie: session })).status, 200);
     assert.match(session, new RegExp(`^moelab_session_${new URL(server.url).port}=`), 'the cookie is named after the port');
     assert.equal((await raw(server.url, '/api/models', { Cookie: `moelab_session_${new URL(server.url).port}=forged` })).status, 401);
+  });
+
+  it('lets the page reach an engine server only as --engine names it, as http(s)', () => {
+    assert.deepEqual(engineConnectSources('http://127.0.0.1:8788/'), ['http://127.0.0.1:8788', 'ws://127.0.0.1:8788']);
+    assert.deepEqual(engineConnectSources('https://gpu.example:443'), ['https://gpu.example', 'wss://gpu.example']);
+    for (const bad of ['127.0.0.1:8788', 'ftp://x', 'javascript:alert(1)']) assert.throws(() => engineConnectSources(bad), /--engine must be/, bad);
   });
 
   it('sends security headers', async () => {
