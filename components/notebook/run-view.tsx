@@ -23,6 +23,20 @@ export function RunView({ runId, runs, views, compareWith }: { runId: string; ru
   const state = useRun(runs, runId);
   const other = useRun(runs, compareWith ?? null);
   if (state.status === 'missing') return <p className="muted">Run {runId.slice(0, 8)} is no longer stored.</p>;
+  // A run that failed before it routed a token has nothing to draw: its error, in the error style,
+  // takes the views' place rather than a grey line under empty charts.
+  const failure = state.events.find((e) => e.t === 'error');
+  const routed = state.events.some((e) => e.t === 'routing');
+  if (failure && failure.t === 'error' && !routed) {
+    return (
+      <div className="run-view" data-run-id={runId}>
+        <pre className="out-error">{`${failure.code}: ${failure.message}`}</pre>
+        <div className="run-summary muted" data-testid="run-summary">
+          {summaryLine(state.events)} <span className="run-id">run {runId.slice(0, 8)}</span>
+        </div>
+      </div>
+    );
+  }
   return (
     <div className="run-view" data-run-id={runId}>
       {views.map((v) => (

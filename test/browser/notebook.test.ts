@@ -327,6 +327,9 @@ describe('notebook in the browser', () => {
     await cells.nth(3).waitFor();
     await fresh.getByLabel('run all').click();
     await cells.nth(2).locator('[data-testid="cell-output"]', { hasText: 'ENGINE_BAD_INTERVENTION' }).waitFor({ timeout: 30_000 });
+    // The failed run shows its error in the error style, not empty views above a grey line.
+    assert.match(await cells.nth(2).locator('.out-error').innerText(), /ENGINE_BAD_INTERVENTION/);
+    assert.equal(await cells.nth(2).locator('[data-testid="token-strip"]').count(), 0);
     assert.match((await cells.nth(1).locator('[data-testid="cell-output"]').allInnerTexts()).join('\n'), /after the first prompt/);
     await fresh.waitForTimeout(500);
     assert.equal(await cells.nth(3).locator('.cell-count').innerText(), '[ ]', 'Run all stopped at the failed prompt');
