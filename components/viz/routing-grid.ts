@@ -112,11 +112,14 @@ export function createRoutingGrid(container: HTMLElement, initial: RoutingGridPr
   }
 
   function follow(data: RunData): void {
-    // Follow the end only if the view was at the end before these rows arrived.
+    // Follow the end only if the view was at the end before these rows arrived, and was already
+    // showing this run's rows: a finished run opened afresh starts at its first token, while a
+    // streaming one keeps following through its last rows, which come with its end.
     const vh = viewportHeight();
     const rowHeight = geom.rowHeight;
     const wasAtEnd = scroller.scrollTop >= maxScrollTop(vh, rowHeight, rowsSeen) - rowHeight;
-    if ((props.follow ?? true) && data.length > rowsSeen && wasAtEnd && !data.done) scroller.scrollTop = maxScrollTop(vh, rowHeight, data.length);
+    const streaming = !data.done || rowsSeen > 0;
+    if ((props.follow ?? true) && data.length > rowsSeen && wasAtEnd && streaming) scroller.scrollTop = maxScrollTop(vh, rowHeight, data.length);
     rowsSeen = data.length;
   }
 

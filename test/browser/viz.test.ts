@@ -84,6 +84,9 @@ describe('routing views in the browser', () => {
     assert.ok(partialTokens.size >= 3, `token strip grew in ${partialTokens.size} steps`);
     routing = await stored(baseRun);
     k = routing[0]!.ids.length / routing[0]!.h.length;
+    // The routing grid followed the run to its last row, the final batch included.
+    const grid = await page.locator('.viz-grid-scroller').evaluate((el) => ({ top: el.scrollTop, max: el.scrollHeight - el.clientHeight }));
+    assert.ok(grid.max > 0 && grid.top >= grid.max - 1, `grid scrolled to ${grid.top} of ${grid.max}`);
   });
 
   it('hovering a token shows exactly the stored routing at every layer', async () => {
