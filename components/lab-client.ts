@@ -66,7 +66,7 @@ export class LabClient {
         reject(new Error('connection closed'));
         // A request sent on this socket gets no answer now; its caller must not wait forever. (A
         // generate the server accepted still runs there; the run store has it.)
-        for (const answer of this.pending.values()) answer({ type: 'error', id: null, runId: null, code: ClientErrorCode.DISCONNECTED, message: 'the connection closed before the server answered' });
+        for (const answer of this.pending.values()) answer({ type: 'error', id: null, runId: null, code: ClientErrorCode.DISCONNECTED, message: 'the connection to the server closed before it answered (if the server restarted, open the URL it printed in a new tab: it signs this browser in again)' });
         this.pending.clear();
         // Reconnect with backoff; unfinished runs resume where they stopped (see the hello handler).
         if (!this.closing) setTimeout(() => void this.connect().catch(() => {}), Math.min(5000, 250 * 2 ** this.retries++));

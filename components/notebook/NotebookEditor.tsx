@@ -493,7 +493,7 @@ export default function NotebookEditor({ path }: { path: string }) {
           Restart
         </button>
         <span className="muted" data-testid="save-state">
-          {save === 'saved' ? 'saved' : save === 'saving' ? 'saving…' : save === 'dirty' || save === 'urgent' ? 'unsaved changes' : `save failed: ${error}`}
+          {save === 'saved' ? 'saved' : save === 'saving' ? 'saving…' : save === 'dirty' || save === 'urgent' ? 'unsaved changes' : `save failed: ${explainSaveError(error)}`}
         </span>
         <span className="muted">
           {connection} · kernel {kernelState} · {editing ? 'edit' : 'command'} mode
@@ -562,4 +562,13 @@ export default function NotebookEditor({ path }: { path: string }) {
       </div>
     </div>
   );
+}
+
+/**
+ * A save error with what to do about it where the code alone would not say: every server start makes
+ * a new access token, so after a restart this page is no longer signed in.
+ */
+export function explainSaveError(error: string | null): string {
+  if (error?.startsWith('AUTH_')) return `${error} — the server restarted or this session ended: open the URL it printed in a new tab (it signs this browser in again with the new access token), then save here`;
+  return error ?? '';
 }
