@@ -126,6 +126,8 @@ export default function NotebookEditor({ path }: { path: string }) {
   loadedRef.current = loaded;
   const saving = useRef<Promise<void> | null>(null);
   const saveAgain = useRef(false);
+  /** The next save writes over the file as it is now (the page's answer to a conflict). */
+  const overwriteNext = useRef(false);
   const doSave = useCallback((): Promise<void> => {
     if (saving.current) {
       saveAgain.current = true;
@@ -140,7 +142,9 @@ export default function NotebookEditor({ path }: { path: string }) {
         dirtySince.current = null;
         setSave('saving');
         try {
-          const next = await saveNotebook(base, cur);
+          const overwrite = overwriteNext.current;
+          overwriteNext.current = false;
+          const next = await saveNotebook(base, cur, { overwrite });
           loadedRef.current = next;
           setLoaded(next);
           setSave((s) => (s === 'saving' ? 'saved' : s));
@@ -495,6 +499,25 @@ export default function NotebookEditor({ path }: { path: string }) {
         <span className="muted" data-testid="save-state">
           {save === 'saved' ? 'saved' : save === 'saving' ? 'saving…' : save === 'dirty' || save === 'urgent' ? 'unsaved changes' : `save failed: ${explainSaveError(error)}`}
         </span>
+        {save === 'error' && error?.startsWith('NOTEBOOK_CONFLICT') && (
+          // The file changed elsewhere (another tab, another person): keep this page's version over
+          // it, or load that one and lose this page's unsaved edits.
+          <span className="conflict">
+            <button
+              className="secondary"
+              aria-label="keep my version"
+              onClick={() => {
+                overwriteNext.current = true;
+                void doSave();
+              }}
+            >
+              Keep mine
+            </button>{' '}
+            <button className="secondary" aria-label="load the saved version" onClick={() => window.location.reload()}>
+              Load theirs
+            </button>
+          </span>
+        )}
         <span className="muted">
           {connection} · kernel {kernelState} · {editing ? 'edit' : 'command'} mode
         </span>

@@ -64,13 +64,17 @@ export async function loadNotebook(path: string): Promise<LoadedNotebook> {
   return { path, modified: body.entry.modified, file: notebook, model: fromFile(notebook), warnings: warnings.map((w) => w.message) };
 }
 
-export async function saveNotebook(loaded: LoadedNotebook, model: NotebookModel): Promise<LoadedNotebook> {
+/**
+ * Saves over the version this page loaded (NOTEBOOK_CONFLICT if the file changed since), or, with
+ * `overwrite`, over whatever is there now: the choice the page offers after a conflict.
+ */
+export async function saveNotebook(loaded: LoadedNotebook, model: NotebookModel, opts: { overwrite?: boolean } = {}): Promise<LoadedNotebook> {
   const file = toFile(loaded.file, model);
   const { entry } = await apiJson(
     await fetch(url(loaded.path), {
       method: 'PUT',
       body: serializeNotebook(file),
-      headers: { 'Content-Type': 'application/json', 'x-expected-modified': loaded.modified },
+      headers: { 'Content-Type': 'application/json', ...(opts.overwrite ? {} : { 'x-expected-modified': loaded.modified }) },
     }),
     entryAnswer,
   );

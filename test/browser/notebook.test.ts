@@ -290,6 +290,40 @@ describe('notebook in the browser', () => {
     await fresh.close();
   });
 
+  it('a save that conflicts with another tab offers to keep this version or load the saved one', async () => {
+    const { fresh: a, freshLog } = await pageWithNotebook('two-tabs.moenb', [code('t1', "console.log('one')")]);
+    const b = await browser.newPage();
+    await b.goto(app.loginUrl);
+    await b.waitForURL(`${app.url}/`);
+    for (const p of [a, b]) {
+      await p.goto(`${app.url}/notebook?path=two-tabs.moenb`);
+      await p.locator('[data-testid="cell"]').nth(0).waitFor();
+    }
+    const addCellAndSave = async (p: Page) => {
+      await p.locator('[data-testid="cell"]').nth(0).click();
+      await p.keyboard.press('Escape');
+      await p.keyboard.press('b');
+      await p.getByLabel('save', { exact: true }).click();
+    };
+    await addCellAndSave(a);
+    await a.locator('[data-testid="save-state"]', { hasText: /^saved$/ }).waitFor();
+    await addCellAndSave(b);
+    await b.locator('[data-testid="save-state"]', { hasText: /NOTEBOOK_CONFLICT/ }).waitFor();
+    await b.getByLabel('keep my version').click();
+    await b.locator('[data-testid="save-state"]', { hasText: /^saved$/ }).waitFor();
+    const cellsSaved = async () => (JSON.parse(((await (await b.request.get(`${app.url}/api/notebooks/two-tabs.moenb`)).json()) as { content: string }).content) as { cells: unknown[] }).cells.length;
+    assert.equal(await cellsSaved(), 2, "this tab's version (2 cells) replaced the other's");
+    // The other tab now conflicts in turn, and loads the saved version.
+    await addCellAndSave(a);
+    await a.locator('[data-testid="save-state"]', { hasText: /NOTEBOOK_CONFLICT/ }).waitFor();
+    await a.getByLabel('load the saved version').click();
+    await a.locator('[data-testid="cell"]').nth(1).waitFor();
+    assert.equal(await a.locator('[data-testid="cell"]').count(), 2);
+    assert.deepEqual(pageErrors(freshLog), []);
+    await b.close();
+    await a.close();
+  });
+
   it('after clicking Run in edit mode, keys are commands again', async () => {
     const { fresh, freshLog } = await pageWithNotebook('run-button.moenb', [code('k1', "console.log('ran')")]);
     await fresh.goto(`${app.url}/notebook?path=run-button.moenb`);
