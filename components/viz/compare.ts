@@ -136,7 +136,9 @@ export function createCompare(container: HTMLElement, initial: CompareProps): Co
     section.hidden = !sameShape;
     if (!sameShape) {
       util = null;
-      setText(details, 'The runs have different routing shapes (layers or experts); no utilization difference.');
+      // Said in the summary, which stays visible: the expert-share section is hidden.
+      const shape = (d: RunData) => `${d.numLayers} layers × ${d.numExperts} experts`;
+      setText(summary, `${summary.textContent} · no expert-share comparison: ${nameA} has ${shape(a)}, ${nameB} ${shape(b)}`);
       return;
     }
     const L = a.numLayers;

@@ -195,4 +195,22 @@ describe('routing views in the browser', () => {
     assert.match(await page.locator('[data-testid="compare-summary"]').first().innerText(), /positions differ/);
     await cmp.screenshot({ path: join(ARTIFACTS, 'view-compare.png') });
   });
+
+  it('says why two runs of differently shaped models have no expert-share comparison', async () => {
+    const list = (await (await page.request.get(`${app.url}/api/runs`)).json()) as { runs: { id: string; modelId: string }[] };
+    const tiny = list.runs.find((r) => r.modelId === 'tiny-random')!.id;
+    const ds = list.runs.find((r) => r.modelId !== 'tiny-random')!.id;
+    const nb = {
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: { moelab: { format_version: 1, app_version: '0.1.0', model: null } },
+      cells: [{ id: 'cmp2', cell_type: 'code', source: '', execution_count: null, outputs: [], metadata: { moelab: { kind: 'viz', view: 'compare', source: { runId: tiny }, sourceB: { runId: ds }, options: {} } } }],
+    };
+    const res = await page.request.post(`${app.url}/api/notebooks/compare-shapes.moenb`, { data: JSON.stringify(nb), headers: { 'Content-Type': 'application/json' } });
+    assert.equal(res.status(), 201);
+    await page.goto(`${app.url}/notebook?path=compare-shapes.moenb`);
+    const summary = page.locator('[data-testid="compare-summary"]', { hasText: /positions differ/ }).first();
+    await summary.waitFor({ timeout: 30_000 });
+    assert.match(await summary.innerText(), /no expert-share comparison: A has 4 layers × 8 experts, B \d+ layers × \d+ experts/);
+  });
 });
