@@ -140,7 +140,11 @@ export function createHeatmap(container: HTMLElement, initial: HeatmapProps): He
       axis.style.width = `${geom.width}px`;
       axis.style.height = axis.style.lineHeight = `${rowHeight}px`;
       const ticks: HTMLElement[] = [];
+      // Labels are about 7 px a character: one that would run past the matrix into the stats
+      // column's header is left out, and the axis clips what an estimate misses.
+      axis.style.overflow = 'hidden';
       for (let e = 0; e < E; e += tickEvery) {
+        if (e > 0 && e * geom.cellWidth + 7 * (String(e).length + 1) > geom.width) break;
         const t = el('span', { text: `e${e}` });
         t.style.left = `${e * geom.cellWidth}px`;
         ticks.push(t);
