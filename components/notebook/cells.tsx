@@ -223,7 +223,10 @@ function PromptControls({ p, models, notebookModel, onChange }: { p: PromptSetti
 }
 
 function VizControls({ v, cells, onChange }: { v: VizSettings; cells: readonly Cell[]; onChange(v: VizSettings): void }) {
-  const sources = cells.filter((c) => runIdOf(c));
+  // Cells with a run, and the cells this view is set to follow even before they have run (a fresh
+  // notebook's viz cells point at prompt cells above them).
+  const followed = new Set([v.source, v.sourceB].flatMap((s) => (s && 'cellId' in s ? [s.cellId] : [])));
+  const sources = cells.filter((c) => runIdOf(c) || followed.has(c.id));
   const value = (s: VizSettings['source']) => (!s ? '' : 'runId' in s ? `run:${s.runId}` : `cell:${s.cellId}`);
   const parse = (x: string): VizSettings['source'] => (x.startsWith('run:') ? { runId: x.slice(4) } : x.startsWith('cell:') ? { cellId: x.slice(5) } : null);
   const select = (label: string, current: VizSettings['source'], set: (s: VizSettings['source']) => void) => (
@@ -234,6 +237,7 @@ function VizControls({ v, cells, onChange }: { v: VizSettings; cells: readonly C
         {sources.map((c) => (
           <option key={c.id} value={`cell:${c.id}`}>
             cell {cells.indexOf(c) + 1}: {c.source.slice(0, 30) || c.kind}
+            {runIdOf(c) ? '' : ' (not run yet)'}
           </option>
         ))}
         {current && 'runId' in current && <option value={value(current)}>run {current.runId.slice(0, 8)}</option>}
@@ -304,7 +308,18 @@ export function CellView(props: CellProps) {
       body = (
         <>
           <VizControls v={v} cells={props.cells} onChange={(viz) => props.onPatch({ viz })} />
-          {runId ? <RunView runId={runId} runs={props.runs} views={[v.view]} compareWith={runB} /> : <p className="muted">Choose a run to show.</p>}
+          {runId ? (
+            <RunView runId={runId} runs={props.runs} views={[v.view]} compareWith={runB} />
+          ) : v.source && 'cellId' in v.source && props.cells.some((c) => c.id === (v.source as { cellId: string }).cellId) ? (
+            <p className="muted">Run cell {props.cells.findIndex((c) => c.id === (v.source as { cellId: string }).cellId) + 1} to see its {v.view}.</p>
+          ) : (
+            <p className="muted">Choose a run to show.</p>
+          )}
+          {/* A viz cell's source is its caption (the notebook format's), shown under the view and in exports. */}
+          <label className="field viz-caption">
+            caption
+            <input aria-label="caption" placeholder="(none)" value={cell.source} onChange={(e) => props.onPatch({ source: e.target.value })} />
+          </label>
         </>
       );
       break;

@@ -137,7 +137,8 @@ export function patchCell(cells: readonly Cell[], id: string, patch: CellPatch):
   const before = cells[index];
   if (!before) return [...cells];
   const updated = updateCell(cells, id, (c) => ({ ...c, ...patch }));
-  return patch.source !== undefined && patch.source !== before.source ? markDownstreamStale(updated, index) : updated;
+  // A viz cell's source is only its caption: nothing downstream used it.
+  return patch.source !== undefined && patch.source !== before.source && before.kind !== 'viz' ? markDownstreamStale(updated, index) : updated;
 }
 
 /**

@@ -324,6 +324,23 @@ describe('notebook in the browser', () => {
     await a.close();
   });
 
+  it('a viz cell names the cell it follows before that cell has run, and shows and edits its caption', async () => {
+    const { fresh, freshLog } = await pageWithNotebook('viz-caption.moenb', [
+      { id: 'p1', cell_type: 'code', source: 'Hello', execution_count: null, outputs: [], metadata: { moelab: { kind: 'prompt', model: null, sampling: { maxNewTokens: 4 }, interventions: {} } } },
+      { id: 'v1', cell_type: 'code', source: 'Expert use for the greeting', execution_count: null, outputs: [], metadata: { moelab: { kind: 'viz', view: 'heatmap', source: { cellId: 'p1' }, options: {} } } },
+    ]);
+    await fresh.goto(`${app.url}/notebook?path=viz-caption.moenb`);
+    const viz = fresh.locator('[data-testid="cell"]').nth(1);
+    await viz.getByLabel('source').waitFor();
+    assert.match(await viz.getByLabel('source').locator('option:checked').innerText(), /cell 1: Hello \(not run yet\)/);
+    assert.match(await viz.innerText(), /Run cell 1 to see its heatmap/);
+    assert.equal(await viz.getByLabel('caption').inputValue(), 'Expert use for the greeting');
+    await fresh.getByLabel('run all').click();
+    await viz.locator('[data-testid="expert-heatmap"]').waitFor({ timeout: 30_000 });
+    assert.deepEqual(pageErrors(freshLog), []);
+    await fresh.close();
+  });
+
   it('after clicking Run in edit mode, keys are commands again', async () => {
     const { fresh, freshLog } = await pageWithNotebook('run-button.moenb', [code('k1', "console.log('ran')")]);
     await fresh.goto(`${app.url}/notebook?path=run-button.moenb`);

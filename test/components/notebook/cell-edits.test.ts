@@ -34,3 +34,15 @@ describe('cell edits', () => {
     assert.deepEqual(patchCell([a], 'missing', { source: 'x' }), [a]);
   });
 });
+
+describe('viz captions', () => {
+  it("editing a viz cell's caption marks nothing stale, since no cell uses it", () => {
+    const cells: Cell[] = [
+      { ...newCell('viz', 'tiny'), id: 'v' },
+      { ...newCell('code', 'tiny'), id: 'c', outputs: [{ type: 'stream', name: 'stdout', text: 'x' }], executionCount: 1 },
+    ];
+    const after = patchCell(cells, 'v', { source: 'Expert use for the Python prompt' });
+    assert.equal(after[0]!.source, 'Expert use for the Python prompt');
+    assert.equal(after[1]!.stale ?? false, false);
+  });
+});
