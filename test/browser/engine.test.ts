@@ -5,21 +5,13 @@
  * `engineSocketUrl` does with `?engine=`.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/ports.ts';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import type { RequestHandler } from '../../server/app.ts';
 import { launchBrowser } from '../helpers/app.ts';
 import { labServer, smallModel } from '../helpers/lab-server.ts';
 
-/** A free loopback port, so the engine can name the app's origin before the app starts. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 const page: RequestHandler = (_req, res) => {
   res.writeHead(200, { 'Content-Type': 'text/html' });

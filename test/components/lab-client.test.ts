@@ -3,7 +3,7 @@
  * in for the browser's WebSocket, with the bearer token a browser would carry as its cookie).
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/ports.ts';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ClientErrorCode, LabClient } from '../../components/lab-client.ts';
@@ -20,13 +20,6 @@ class BrowserLikeSocket extends WebSocket {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const until = async (cond: () => boolean, ms = 20_000) => {
   const t0 = Date.now();
