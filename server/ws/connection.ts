@@ -100,7 +100,10 @@ export class Connection {
       const now = Date.now();
       if (now - this.lastDrop > FLOOD_QUIET_MS) this.dropped = 0;
       this.lastDrop = now;
-      if (this.dropped++ === 0) this.error(null, null, ProtocolErrorCode.RATE_LIMITED, 'too many messages; slow down');
+      // A dropped request that carries an id is answered, so a caller waiting on it (a generate) is
+      // not left hanging; the id is read cheaply, without parsing the message it came in.
+      const id = isBinary ? null : requestIdOf(data);
+      if (this.dropped++ === 0 || id !== null) this.error(id, null, ProtocolErrorCode.RATE_LIMITED, 'too many messages; slow down');
       if (this.dropped > this.runs.limits.messagesPerSecond * 5) this.ws.close(1008, 'rate limit');
       return;
     }
@@ -266,4 +269,10 @@ export class Connection {
     for (const s of this.subs.values()) s.unlisten();
     this.subs.clear();
   }
+}
+
+/** The `id` of a request frame, read from its first bytes (null when there is none to read). */
+function requestIdOf(data: unknown): string | null {
+  const head = Buffer.isBuffer(data) ? data.subarray(0, 512).toString('utf8') : Array.isArray(data) ? Buffer.concat(data).subarray(0, 512).toString('utf8') : '';
+  return /"id"\s*:\s*"([^"\\]{1,128})"/.exec(head)?.[1] ?? null;
 }

@@ -174,10 +174,16 @@ describe('access control', () => {
   it('rate-limits a flooding client', async () => {
     const c = await TestClient.connect(server.url, { token: server.token });
     await c.hello();
-    for (let i = 0; i < 200; i++) c.send({ type: 'list_models', id: String(i) });
+    // 90 at once against a limit of 20 a second: most are dropped, fewer than the 100 that close the connection.
+    for (let i = 0; i < 90; i++) c.send({ type: 'list_models', id: String(i) });
     assert.equal(((await c.waitFor((m) => m.type === 'error')) as { code: string }).code, 'PROTO_RATE_LIMITED');
+    // Every request is answered all the same: with its result or with PROTO_RATE_LIMITED and its id,
+    // so no caller is left waiting.
+    await c.waitFor((m) => (m.type === 'models' || m.type === 'error') && m.id === '89');
     const answered = c.received.filter((m) => m.type === 'models').length;
-    assert.ok(answered < 200, `${answered} of 200 answered`);
+    assert.ok(answered < 90, `${answered} of 90 answered`);
+    const ids = new Set(c.received.flatMap((m) => ((m.type === 'models' || (m.type === 'error' && m.code === 'PROTO_RATE_LIMITED')) && m.id !== null ? [m.id] : [])));
+    assert.equal(ids.size, 90);
     c.ws.terminate();
   });
 
@@ -196,7 +202,21 @@ describe('access control', () => {
     }
     assert.ok(!open, 'still open after 10 s of flooding');
     assert.equal(await closed, 1008);
+    // Each dropped request is answered with its id (a caller waiting on it learns why), and no more
+    // than the drops it takes to close the connection.
+    const limited = c.received.filter((m) => m.type === 'error' && m.code === 'PROTO_RATE_LIMITED');
+    assert.ok(limited.length > 1 && limited.length <= 20 * 5 + 1, `${limited.length} refusals`);
+    assert.ok(limited.every((m) => m.type === 'error' && m.id !== null));
+  });
+
+  it('tells a flood of messages without ids once that it is rate-limited', async () => {
+    const c = await TestClient.connect(server.url, { token: server.token });
+    await c.hello();
+    for (let i = 0; i < 60; i++) c.send({ type: 'list_models' });
+    await c.waitFor((m) => m.type === 'error');
+    await new Promise((r) => setTimeout(r, 300));
     assert.equal(c.received.filter((m) => m.type === 'error' && m.code === 'PROTO_RATE_LIMITED').length, 1, 'told once per flood');
+    c.ws.terminate();
   });
 
   it('answers a malformed run-list limit with API_BAD_REQUEST, not an internal error', async () => {
