@@ -189,6 +189,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     async close() {
       clearInterval(heartbeat);
       await runs.close();
+      // Clients get their runs' last events and a proper close; one that does not finish the
+      // closing handshake within a second is cut off.
+      for (const c of connections) c.closeForShutdown();
+      const clients = [...wss.clients];
+      await Promise.race([
+        Promise.all(clients.map((ws) => (ws.readyState === ws.CLOSED ? null : new Promise((resolve) => ws.once('close', resolve))))),
+        new Promise((resolve) => setTimeout(resolve, 1000)),
+      ]);
       for (const c of connections) c.dispose();
       for (const ws of wss.clients) ws.terminate();
       wss.close();

@@ -262,6 +262,21 @@ export class Connection {
     this.ws.ping();
   }
 
+  /**
+   * The server is stopping: send the events its runs ended with (a stopped run's last `done`), as far
+   * as the buffer cap allows, then close with 1001 (going away), so the client knows to reconnect
+   * rather than seeing the connection drop.
+   */
+  closeForShutdown(): void {
+    if (this.closed) return;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    for (let i = 0; i < 16 && this.subs.size > 0 && this.ws.bufferedAmount <= HIGH_WATER; i++) this.flush();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.ws.close(1001, 'server stopping');
+  }
+
   dispose(): void {
     if (this.closed) return;
     this.closed = true;

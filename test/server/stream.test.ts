@@ -221,6 +221,20 @@ describe('streaming runs', () => {
 });
 
 describe('the run store', () => {
+  it('a client connected when the server stops gets its run\'s last event and a going-away close', async () => {
+    const server = await labServer({ modelDirs: [await smallModel()] });
+    const c = await TestClient.connect(server.url, { token: server.token });
+    await c.hello();
+    const run = await c.generate({ model: MODEL, promptIds: PROMPT, maxNewTokens: 1000, ignoreEos: true });
+    await c.waitFor((m) => m.type === 'run_events' && m.runId === run && m.from + m.events.length > 30);
+    const closed = new Promise<number>((resolve) => c.ws.once('close', (code) => resolve(code)));
+    await server.close();
+    assert.equal(await closed, 1001);
+    const last = c.events(run).at(-1);
+    assert.equal(last?.t, 'done');
+    assert.equal(last?.t === 'done' ? last.reason : null, 'cancelled');
+  });
+
   it('runs survive a restart; a run cut off by a stop is marked interrupted, with its events', async () => {
     const modelDir = await smallModel();
     const dataDir = mkdtempSync(join(tmpdir(), 'moe-lab-data-'));
