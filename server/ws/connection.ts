@@ -108,7 +108,7 @@ export class Connection {
       return;
     }
     if (isBinary) return this.error(null, null, ProtocolErrorCode.BAD_MESSAGE, 'binary frames are not accepted');
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const text = frameBytes(data).toString('utf8');
     const parsed = parseClientMessage(text);
     if (!parsed.ok) return this.error(parsed.id, null, parsed.code, parsed.message);
     if (!this.greeted && parsed.msg.type !== 'hello') {
@@ -286,8 +286,13 @@ export class Connection {
   }
 }
 
+/** A frame's bytes, however `ws` delivered them (one Buffer, fragments, or an ArrayBuffer). */
+function frameBytes(data: unknown): Buffer {
+  return Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data as Buffer[]) : Buffer.from(data as ArrayBuffer);
+}
+
 /** The `id` of a request frame, read from its first bytes (null when there is none to read). */
 function requestIdOf(data: unknown): string | null {
-  const head = Buffer.isBuffer(data) ? data.subarray(0, 512).toString('utf8') : Array.isArray(data) ? Buffer.concat(data).subarray(0, 512).toString('utf8') : '';
+  const head = frameBytes(data).subarray(0, 512).toString('utf8');
   return /"id"\s*:\s*"([^"\\]{1,128})"/.exec(head)?.[1] ?? null;
 }
