@@ -22,7 +22,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { traceFromRunEvents } from '../engine/analysis/events.ts';
-import { exportSidecar, exportStream, type TraceFormat, type TraceSource } from '../engine/analysis/formats/index.ts';
+import { exportSidecar, exportStream, loadSource, type TraceFormat, type TraceSource } from '../engine/analysis/formats/index.ts';
 import { analyzeTraces } from '../engine/analysis/report.ts';
 import type { Json, JsonObject, RunTrace } from '../engine/analysis/trace.ts';
 import { AnalysisError } from '../engine/analysis/errors.ts';
@@ -87,20 +87,6 @@ function traceOfEvents(ctx: RunReader, id: string, events: readonly RunEvent[]):
     params: JSON.parse(JSON.stringify({ ...p, interventions: undefined })) as JsonObject,
     interventions: (p.interventions ?? null) as Json | null,
   });
-}
-
-/**
- * Runs as routing traces; runs that never produced events are left out. Read one at a time with
- * the event loop handed back in between, so analysing a thousand runs does not stall live streams.
- */
-async function tracesOf(ctx: ApiContext, ids: readonly string[]): Promise<RunTrace[]> {
-  const traces: RunTrace[] = [];
-  for (const id of ids) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const t = traceOfEvents(ctx, id, allEvents(ctx, id));
-    if (t) traces.push(t);
-  }
-  return traces;
 }
 
 /**
@@ -229,7 +215,8 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse,
     return sendTrace(ctx, res, traceSource(ctx, runIds(ctx, query)), format.data, 'moe-lab-traces', query.get('part'));
   }
   if (path === '/api/analysis' && method === 'GET') {
-    const traces = await tracesOf(ctx, runIds(ctx, query));
+    // Read as an export reads them, so analysing a thousand runs does not stall live streams.
+    const traces = await loadSource(traceSource(ctx, runIds(ctx, query)));
     if (traces.length === 0) throw new HttpError(400, 'API_BAD_REQUEST', 'no runs with routing to analyse');
     const by = query.get('by');
     return json(res, 200, analyzeTraces(traces, by ? { by } : {}));

@@ -82,6 +82,13 @@ async function* runsOf(source: TraceSource, signal?: AbortSignal): AsyncGenerato
   }
 }
 
+/** Every run of a source, read as an export reads them (one at a time, the event loop handed back between). */
+export async function loadSource(source: TraceSource): Promise<RunTrace[]> {
+  const traces: RunTrace[] = [];
+  for await (const t of runsOf(source)) traces.push(t);
+  return traces;
+}
+
 /** Every run's metadata document: a first pass, for formats that put it before the rows. */
 async function runDocs(source: TraceSource, signal?: AbortSignal): Promise<RunDoc[]> {
   const docs: RunDoc[] = [];
