@@ -188,6 +188,15 @@ export default function NotebookEditor({ path }: { path: string }) {
 
   /** Runs of each cell not yet ended. */
   const pendingRuns = useRef(new Map<string, number>());
+  const setNotRunning = (cellId: string) =>
+    setRunning((r) => {
+      const n = new Set(r);
+      n.delete(cellId);
+      return n;
+    });
+  /** Records in a prompt cell's output how its run `runId` ended (`end`: its done or error event). */
+  const recordRunEnd = (cellId: string, runId: string, end: RunEvent) =>
+    setOutputs(cellId, (os) => os.map((x) => (x.type === 'run' && x.runId === runId ? endedRunOutput(x, end) : x)));
   /**
    * A prompt cell's run that was still going when the page loaded (a reload mid-run): the cell shows
    * it running ([*]) and its Stop cancels it, and once it ends its output records how, as for a run
@@ -217,15 +226,9 @@ export default function NotebookEditor({ path }: { path: string }) {
           unsubscribe();
           if (cellRuns.current.get(cellId) === runId) cellRuns.current.delete(cellId);
           // A run of the cell started here since keeps it running.
-          if (!pendingRuns.current.has(cellId)) {
-            setRunning((r) => {
-              const n = new Set(r);
-              n.delete(cellId);
-              return n;
-            });
-          }
+          if (!pendingRuns.current.has(cellId)) setNotRunning(cellId);
           const end = st.events.findLast((e) => e.t === 'done' || e.t === 'error');
-          if (end) setOutputs(cellId, (os) => os.map((x) => (x.type === 'run' && x.runId === runId ? endedRunOutput(x, end) : x)));
+          if (end) recordRunEnd(cellId, runId, end);
         };
         unsubscribe = runs.subscribe(runId, check);
         check();
@@ -299,11 +302,7 @@ export default function NotebookEditor({ path }: { path: string }) {
       const left = (pendingRuns.current.get(cell.id) ?? 1) - 1;
       if (left > 0) return void pendingRuns.current.set(cell.id, left);
       pendingRuns.current.delete(cell.id);
-      setRunning((r) => {
-        const n = new Set(r);
-        n.delete(cell.id);
-        return n;
-      });
+      setNotRunning(cell.id);
     };
     if (cell.kind === 'prompt') {
       const c = client.current;
@@ -321,7 +320,7 @@ export default function NotebookEditor({ path }: { path: string }) {
             runs.append(runId, evs);
             const end = evs.find((e) => e.t === 'done' || e.t === 'error');
             if (end) {
-              setOutputs(cell.id, (o) => o.map((x) => (x.type === 'run' && x.runId === runId ? endedRunOutput(x, end) : x)));
+              recordRunEnd(cell.id, runId, end);
               cellRuns.current.delete(cell.id);
               finish();
               ended(end.t === 'done' && end.reason !== 'cancelled');
