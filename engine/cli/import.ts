@@ -9,15 +9,16 @@ import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { compileGraph, defaultCacheDir, type ImportProgress } from '../graph/compile.ts';
-import { parseQuant } from '../graph/quant.ts';
+import { describeExpertStorage, parseQuant } from '../graph/quant.ts';
 import { describeUnusedTensors } from '../graph/weights.ts';
 import { describeBudget, estimateWeightBytes, fitContext, formatBytes, peakRss, residentWeightBytes } from '../runtime/memory.ts';
 
 export const IMPORT_USAGE = `moe-lab import DIR [--quant none|int8|int4] [--cache DIR] [--plain]
 
   Builds DIR's graph into the cache (default $MOE_LAB_CACHE or ~/.cache/moe-lab) so the first
-  generation starts at once. --quant int8|int4 stores the routed experts block-quantized (other
-  matrices float16 on disk, float32 in memory). --plain builds the graph without routing outputs
+  generation starts at once. --quant int8|int4 stores the routed experts block-quantized (int4
+  keeps the first eighth of the MoE layers, at least one but never the last, at int8; other matrices float16 on disk,
+  float32 in memory). --plain builds the graph without routing outputs
   (benchmarks only).`;
 
 export interface ImportResult {
@@ -82,7 +83,7 @@ export async function runImport(argv: string[], out: NodeJS.WritableStream = pro
   const peak = peakRss();
   out.write(
     `${graph.built ? 'built' : 'already cached'}: ${graph.modelPath}\n` +
-      `weights file ${formatBytes(graph.weightBytes)} (${quant}); ${describeBudget(fitContext(c, residentWeightBytes(graph.weightBytes, est)))}\n` +
+      `weights file ${formatBytes(graph.weightBytes)} (${quant}: ${describeExpertStorage(quant, c.moeLayers.length)}); ${describeBudget(fitContext(c, residentWeightBytes(graph.weightBytes, est)))}\n` +
       `import took ${seconds.toFixed(1)} s, peak memory of the import ${formatBytes(peak)} (${peak} bytes)\n`,
   );
   return { modelPath: graph.modelPath, weightBytes: graph.weightBytes, seconds, peakRssBytes: peak, built: graph.built, unusedTensors: graph.unusedTensors };

@@ -11,7 +11,7 @@ import { openCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { seededRandom } from '../generate/sampling.ts';
 import { defaultCacheDir } from '../graph/compile.ts';
-import { parseQuant, type QuantMode } from '../graph/quant.ts';
+import { describeExpertStorage, expertBitsPerLayer, parseQuant, type QuantMode } from '../graph/quant.ts';
 import { measureQuantCost, type QuantCost } from '../runtime/quant-cost.ts';
 import { ModelRunner } from '../runtime/runner.ts';
 
@@ -104,8 +104,8 @@ export async function runQuantCost(argv: string[], defaultModel: string, out: No
       try {
         const r = await measureQuantCost(ref, q, prompts, decode);
         results.set(mode, r);
-        if (values.json) out.write(JSON.stringify({ model: ckpt.id, quant: mode, prompts: prompts.length, maxNewTokens: decode, weightsInMemory: q.memory.weights / ref.memory.weights, ...r }) + '\n');
-        else out.write(`${mode}: weights in memory ${((100 * q.memory.weights) / ref.memory.weights).toFixed(1)} % of float32\n` + formatQuantCost(mode, r));
+        if (values.json) out.write(JSON.stringify({ model: ckpt.id, quant: mode, prompts: prompts.length, maxNewTokens: decode, weightsInMemory: q.memory.weights / ref.memory.weights, expertBits: expertBitsPerLayer(mode, ckpt.config.moeLayers.length), ...r }) + '\n');
+        else out.write(`${mode}: ${describeExpertStorage(mode, ckpt.config.moeLayers.length)}; weights in memory ${((100 * q.memory.weights) / ref.memory.weights).toFixed(1)} % of float32\n` + formatQuantCost(mode, r));
       } finally {
         await q.dispose();
       }

@@ -10,11 +10,11 @@ import { attention } from './attention.ts';
 import { mlaAttention } from './mla.ts';
 import { linear, rmsNorm, ropeCosSin, storedMatrix, swigluMlp, transpose2d } from './layers.ts';
 import { expertInitializers, moeExperts } from './moe.ts';
-import { toFloat16 } from './quant.ts';
+import { expertBits, toFloat16 } from './quant.ts';
 import { buildRouting } from './routing.ts';
 import { GLOBAL_NAMES, layerNames, type WeightSource } from './weights.ts';
 
-export const GRAPH_BUILDER_VERSION = 9;
+export const GRAPH_BUILDER_VERSION = 10;
 
 export interface GraphOptions {
   /** Emit topk_ids / topk_weights / router_logits. Off only to measure what capturing costs. */
@@ -22,7 +22,8 @@ export interface GraphOptions {
 }
 
 // How weights are stored (float32 or block-quantized) is the builder's setting, `b.quant`: every
-// matrix goes through `linear` or `expertInitializers`, which read it.
+// matrix goes through `linear` or `expertInitializers`, which read it (int4 keeps the first MoE
+// layers' experts at int8: quant.ts `expertBits`).
 
 /** Graph input and output names, shared with the runner. */
 export const IO = {
@@ -120,7 +121,8 @@ export function buildDecoderGraph(b: GraphBuilder, cfg: ModelConfig, w: WeightSo
           // DeepSeek's correction bias is a weight of the router (selection only).
           const correction = hasUnbiasedIds(cfg) ? b.initializer(names.routerCorrection, w.read(names.routerCorrection, [E]), [E]) : undefined;
           const route = buildRouting(b, cfg.moe.routing, z, bias, topK, correction, opts.routingOutputs);
-          const experts = expertInitializers(b, w, names.experts, `layers.${l}.experts`, E, D, F);
+          const bits = b.quant && expertBits(b.quant, m, Lm);
+          const experts = expertInitializers(b, w, names.experts, `layers.${l}.experts`, E, D, F, bits);
           let y = moeExperts(b, h2, route.ids, route.weights, experts, E, z); // [T, D]
           if (cfg.moe.shared) {
             const sh = swigluMlp(b, w, h2, names.shared, D, cfg.moe.shared.intermediate); // [T, D]

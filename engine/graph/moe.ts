@@ -67,17 +67,16 @@ export type ExpertWeights =
  * Float: fc1 [E, 2F, D], fc2 [E, D, F]. Quantized (graph/quant.ts layout): fc1 [E, 2F, D/pack]
  * with scales [E, 2F, D/block], fc2 [E, D, F/pack] with scales [E, D, F/block].
  */
-export function expertInitializers(b: GraphBuilder, w: WeightSource, names: ExpertsNames, prefix: string, E: number, D: number, F: number): ExpertWeights {
+export function expertInitializers(b: GraphBuilder, w: WeightSource, names: ExpertsNames, prefix: string, E: number, D: number, F: number, bits: QuantBits | null): ExpertWeights {
   const rows = expertRows(w, names, E, D, F);
   const each = function* <T>(f: (e: number) => T): Generator<T> {
     for (let e = 0; e < E; e++) yield f(e);
   };
-  if (!b.quant) {
+  if (!bits) {
     const fc1 = b.initializerChunks(`${prefix}.fc1`, ElemType.float, [E, 2 * F, D], E * 2 * F * D * 4, each(rows.fc1));
     const fc2 = b.initializerChunks(`${prefix}.fc2`, ElemType.float, [E, D, F], E * D * F * 4, each(rows.fc2));
     return { kind: 'float', fc1, fc2 };
   }
-  const bits = b.quant;
   const blockSize = expertBlockSize(D, F, bits);
   const one = (name: string, n: number, k: number, read: (e: number) => Float32Array): [string, string] => {
     const lay = quantLayout(k, bits, blockSize ?? k);

@@ -14,7 +14,7 @@ import { totalmem } from 'node:os';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import type { TensorStore } from '../checkpoint/safetensors.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
-import { quantBits, quantLayout, type QuantBits, type QuantMode } from '../graph/quant.ts';
+import { expertBits, quantBits, quantLayout, type QuantBits, type QuantMode } from '../graph/quant.ts';
 import { expertBlockSize } from '../graph/moe.ts';
 import { GLOBAL_NAMES, layerNames } from '../graph/weights.ts';
 
@@ -62,7 +62,7 @@ export interface WeightEstimate {
 
 /**
  * Weight bytes for this checkpoint, from tensor shapes alone (nothing is read): float32 everything,
- * or — quantized — routed experts block-quantized at the mode's bits, the other matrices float16 on
+ * or — quantized — routed experts block-quantized at their layer's bits (quant.ts `expertBits`), the other matrices float16 on
  * disk and float32 in memory, the embedding table float16. Tied embeddings count twice (table and
  * output head).
  */
@@ -74,36 +74,39 @@ export function estimateWeightBytes(cfg: ModelConfig, tensors: TensorStore, quan
     file += bits ? n * 2 : n * 4;
     if (bits) widened += n * 2;
   };
-  const experts = routedExpertTensors(cfg);
-  // The block the graph builder will use (one scale per row when the widths allow no block).
-  const block = bits ? expertBlockSize(cfg.hiddenSize, cfg.moe.expertIntermediate, bits) : null;
+  // The bits each routed expert tensor is stored with, and the block the graph builder will use
+  // (one scale per row when the widths allow no block).
+  const experts = bits ? routedExpertTensors(cfg, bits) : new Map<string, QuantBits>();
+  const block = (b: QuantBits) => expertBlockSize(cfg.hiddenSize, cfg.moe.expertIntermediate, b);
   for (const name of tensors.names) {
     const shape = tensors.info(name).shape;
     const n = shape.reduce((a, b) => a * b, 1);
     const k = shape[shape.length - 1]!;
+    const stored = experts.get(name);
     if (shape.length < 2) file += n * 4;
     else if (name === GLOBAL_NAMES.embed) file += bits ? n * 2 : n * 4;
-    else if (experts.has(name) && bits) file += quantizedBytes(n / k, k, bits, block ?? k);
+    else if (stored) file += quantizedBytes(n / k, k, stored, block(stored) ?? k);
     else matrix(n);
   }
   if (cfg.tieWordEmbeddings) matrix(cfg.vocabSize * cfg.hiddenSize);
   return { file, resident: file + widened };
 }
 
-/** The routed experts' weight tensors, by the names the graph builder reads them under. */
-function routedExpertTensors(cfg: ModelConfig): Set<string> {
-  const names = new Set<string>();
-  for (const l of cfg.moeLayers) {
+/** The routed experts' weight tensors, by the names the graph builder reads them under, with their bits. */
+function routedExpertTensors(cfg: ModelConfig, bits: QuantBits): Map<string, QuantBits> {
+  const tensors = new Map<string, QuantBits>();
+  cfg.moeLayers.forEach((l, m) => {
+    const b = expertBits(bits, m, cfg.moeLayers.length);
     const x = layerNames(cfg, l).experts;
-    if (x.layout === 'stacked') names.add(x.input).add(x.output);
+    if (x.layout === 'stacked') tensors.set(x.input, b).set(x.output, b);
     else {
       for (let e = 0; e < cfg.moe.numExperts; e++) {
         const n = x.expert(e);
-        for (const p of [n.gate, n.up, n.down]) names.add(`${p}.weight`);
+        for (const p of [n.gate, n.up, n.down]) tensors.set(`${p}.weight`, b);
       }
     }
-  }
-  return names;
+  });
+  return tensors;
 }
 
 /** What the session holds for a weights file of `fileBytes`: its float16 matrices are widened at load. */

@@ -11,7 +11,7 @@ import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../errors.ts';
 import { compileGraph, defaultCacheDir } from '../graph/compile.ts';
 import { hasUnbiasedIds, IO } from '../graph/model.ts';
-import { quantBits, type QuantMode } from '../graph/quant.ts';
+import { expertBits, quantBits, type QuantMode } from '../graph/quant.ts';
 import { describeUnusedTensors } from '../graph/weights.ts';
 import { verifyMoeKernel, verifyQuantKernels } from './kernel-check.ts';
 import { checkBudget, estimateWeightBytes, fitContext, residentWeightBytes, type MemoryBudget } from './memory.ts';
@@ -100,7 +100,8 @@ export class ModelRunner {
     const quant = opts.quant ?? 'none';
     await verifyMoeKernel(cacheDir);
     const bits = quantBits(quant);
-    if (bits) await verifyQuantKernels(cacheDir, bits);
+    // Int4 models keep their first MoE layers at int8 (quant.ts expertBits): both kernels are used.
+    if (bits) for (const b of new Set([bits, expertBits(bits, 0, ckpt.config.moeLayers.length)])) await verifyQuantKernels(cacheDir, b);
     const routingOutputs = !opts.withoutRoutingOutputs;
     const graph = await compileGraph(ckpt, { routingOutputs, quant }, cacheDir);
     const est = estimateWeightBytes(ckpt.config, ckpt.tensors, quant);

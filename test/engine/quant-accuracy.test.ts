@@ -32,7 +32,7 @@ const DECODE = 16;
 
 /** Required top-k agreement with float32, per mode and checkpoint (measured values in the report). */
 const MIN_AGREEMENT: Record<'scaled' | 'builtin', Record<'int8' | 'int4', number>> = {
-  scaled: { int8: 0.95, int4: 0.92 },
+  scaled: { int8: 0.95, int4: 0.95 },
   builtin: { int8: 0.95, int4: 0.95 },
 };
 /** Float32 top-1 margin (logits) above which a greedy token must be kept. */
@@ -63,7 +63,8 @@ function describeCheckpoint(name: 'scaled' | 'builtin', dir: () => Promise<strin
       const i8 = runners.get('int8')!.memory.weights / fp;
       const i4 = runners.get('int4')!.memory.weights / fp;
       console.log(`${name}: weights in memory int8 ${(100 * i8).toFixed(1)} %, int4 ${(100 * i4).toFixed(1)} % of float32 (${fp} bytes)`);
-      // Experts are ~90 % of these models: int8 ≈ 0.9 × 28 % + 10 % float32, int4 ≈ 0.9 × 16 % + 10 %.
+      // Experts are ~90 % of these models: int8 ≈ 0.9 × 28 % + 10 % float32, int4 ≈ 0.9 × 16 % + 10 %
+      // plus the first MoE layer at int8 (a quarter of these 4-layer models' experts: ≈ +3 %).
       assert.ok(i8 > 0.3 && i8 < 0.42, `int8 ${i8}`);
       assert.ok(i4 > 0.2 && i4 < 0.32, `int4 ${i4}`);
     });

@@ -112,8 +112,10 @@ describe('moe-lab quant-cost', () => {
     for (const [mode, r] of results) {
       assert.match(text, new RegExp(`^${mode}: top-k agreement ${(100 * r.agreement).toFixed(2)} % of ${r.choices} choices \\(95 % interval over prompts [\\d.]+ % – [\\d.]+ %; per MoE layer: [\\d., %]+\\); whole top-k sets equal ${(100 * r.setAgreement).toFixed(2)} %$`, 'm'));
       assert.match(text, new RegExp(`^${mode}: greedy tokens kept ${r.tokensKept}/8`, 'm'));
-      assert.match(text, new RegExp(`^${mode}: weights in memory \\d+\\.\\d % of float32$`, 'm'));
     }
+    // The fixture has 3 MoE layers: int4 keeps the first at int8 (quant.ts expertBits).
+    assert.match(text, /^int8: routed experts int8; weights in memory \d+\.\d % of float32$/m);
+    assert.match(text, /^int4: routed experts int4, those of the first MoE layer int8; weights in memory \d+\.\d % of float32$/m);
     assert.match(text, /^mixtral: 2 prompts, 3 greedy tokens each, against float32$/m);
   });
 
@@ -125,6 +127,7 @@ describe('moe-lab quant-cost', () => {
     assert.equal(lines[0]!['quant'], 'int4');
     assert.equal(lines[0]!['tokens'], 6);
     assert.equal((lines[0]!['layerAgreement'] as number[]).length, 3);
+    assert.deepEqual(lines[0]!['expertBits'], [8, 4, 4]);
     assert.equal((lines[0]!['agreementInterval'] as number[]).length, 2);
     assert.ok((lines[0]!['weightsInMemory'] as number) < 0.5);
   });

@@ -6,7 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { seededRandom } from '../../engine/generate/sampling.ts';
-import { dequantizeMatrix, floatToHalf, quantizeMatrix, quantLayout } from '../../engine/graph/quant.ts';
+import { readFileSync } from 'node:fs';
+import onnxProto from 'onnx-proto';
+import { compileGraph } from '../../engine/graph/compile.ts';
+import { dequantizeMatrix, expertBitsPerLayer, floatToHalf, quantizeMatrix, quantLayout } from '../../engine/graph/quant.ts';
 import { verifyQuantKernels } from '../../engine/runtime/kernel-check.ts';
 import { halfToFloat } from '../../engine/checkpoint/safetensors.ts';
 import { checkBudget, memoryBudget } from '../../engine/runtime/memory.ts';
@@ -93,6 +96,33 @@ describe('block quantization', () => {
       const v = (r() - 0.5) * 100;
       assert.ok(Math.abs(halfToFloat(floatToHalf(v)) - v) <= Math.abs(v) * 2 ** -11, `${v}`);
     }
+  });
+});
+
+describe('int4 mixed with int8', () => {
+  it('keeps the first eighth of the MoE layers at int8, at least one and never the last', () => {
+    const int8Layers = (n: number) => expertBitsPerLayer('int4', n).filter((b) => b === 8).length;
+    assert.deepEqual(expertBitsPerLayer('int4', 1), [4]);
+    assert.deepEqual(expertBitsPerLayer('int4', 2), [8, 4]);
+    assert.deepEqual(expertBitsPerLayer('int4', 4), [8, 4, 4, 4]);
+    assert.deepEqual([8, 9, 16, 17, 58].map(int8Layers), [1, 2, 2, 3, 8]);
+    assert.deepEqual(expertBitsPerLayer('int4', 16).slice(0, 3), [8, 8, 4]);
+    assert.deepEqual(expertBitsPerLayer('int8', 3), [8, 8, 8]);
+    assert.deepEqual(expertBitsPerLayer('none', 3), []);
+  });
+
+  it('builds each MoE layer with the kernel bits its experts were stored with', async () => {
+    const ckpt = openCheckpoint(fixtureDir('mixtral'));
+    const graph = await compileGraph(ckpt, { routingOutputs: true, quant: 'int4' }, testCacheDir());
+    const model = onnxProto.onnx.ModelProto.decode(readFileSync(graph.modelPath));
+    const qmoe = model.graph!.node!.filter((n) => n.opType === 'QMoE');
+    const bits = qmoe.map((n) => Number(n.attribute!.find((a) => a.name === 'expert_weight_bits')!.i));
+    assert.deepEqual(bits, expertBitsPerLayer('int4', ckpt.config.moeLayers.length));
+    assert.deepEqual(bits, [8, 4, 4]);
+    // The stored bytes follow: an int8 layer's fc1 rows hold one byte per input, int4's half a byte.
+    const dims = (name: string) => model.graph!.initializer!.find((t) => t.name === name)!.dims!.map(Number);
+    const D = ckpt.config.hiddenSize;
+    assert.deepEqual(qmoe.map((n) => dims(n.input![2]!).at(-1)), [D, D / 2, D / 2]);
   });
 });
 
