@@ -17,7 +17,7 @@ export const IMPORT_USAGE = `moe-lab import DIR [--quant none|int8|int4] [--cach
 
   Builds DIR's graph into the cache (default $MOE_LAB_CACHE or ~/.cache/moe-lab) so the first
   generation starts at once. --quant int8|int4 stores the routed experts block-quantized (int4
-  keeps the first eighth of the MoE layers, at least one but never the last, at int8; other matrices float16 on disk,
+  keeps the first eighth of the MoE layers, rounded up but never the last, at int8; other matrices float16 on disk,
   float32 in memory). --plain builds the graph without routing outputs
   (benchmarks only).`;
 

@@ -10,7 +10,7 @@
  * peak RSS ≤ int4 weights + 1 GiB (the issue's form), and, tighter, ≤ 1 GiB + 3 × the largest tensor
  * in float32 (the tensor, its converted copy, and the runtime's baseline).
  *
- * Needs about 18 GB of free disk (checkpoint + int4 graph) and 8 GB of memory. Cache:
+ * Needs about 19 GB of free disk (checkpoint + int4 graph) and 8 GB of memory. Cache:
  * $MOE_LAB_CACHE/bench (default ~/.cache/moe-lab/bench).
  */
 import { spawn } from 'node:child_process';

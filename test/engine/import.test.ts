@@ -32,6 +32,7 @@ describe('moe-lab import', () => {
     assert.ok(r.built);
     assert.match(text.split('\n')[1]!, /^memory budget: weights .* \[estimated, --quant int4\]$/);
     assert.match(text, /built: .*-int4\/model\.onnx/);
+    assert.match(text, /^weights file [\d.]+ MiB \(int4: routed experts int4, those of the first MoE layer int8\); memory budget/m);
     assert.match(text, /import took [\d.]+ s, peak memory of the import [\d.]+ (MiB|GiB)/);
     const progress = err.text().trim().split('\n');
     assert.match(progress[0]!, /^hashing/);

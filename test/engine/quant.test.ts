@@ -124,6 +124,15 @@ describe('int4 mixed with int8', () => {
     const D = ckpt.config.hiddenSize;
     assert.deepEqual(qmoe.map((n) => dims(n.input![2]!).at(-1)), [D, D / 2, D / 2]);
   });
+
+  it('counts MoE layers, not decoder layers, where the first layers are dense', async () => {
+    const ckpt = openCheckpoint(fixtureDir('deepseek_v3'));
+    assert.deepEqual(ckpt.config.moeLayers, [1, 2]); // first_k_dense_replace = 1
+    const graph = await compileGraph(ckpt, { routingOutputs: true, quant: 'int4' }, testCacheDir());
+    const model = onnxProto.onnx.ModelProto.decode(readFileSync(graph.modelPath));
+    const bits = model.graph!.node!.filter((n) => n.opType === 'QMoE').map((n) => Number(n.attribute!.find((a) => a.name === 'expert_weight_bits')!.i));
+    assert.deepEqual(bits, [8, 4]);
+  });
 });
 
 describe('quantized kernels', () => {

@@ -28,7 +28,7 @@ describe('model names in pickers', () => {
 
   it('give the weights size in the hover text once loaded', () => {
     assert.equal(modelTitle(base), 'olmoe: float32 weights, not loaded yet');
-    assert.equal(modelTitle({ ...base, quant: 'int4', loaded: true, weightBytes: 3 * 2 ** 20 }), 'olmoe: int4 routed experts (other weights float), 3.0 MiB of weights in memory');
+    assert.equal(modelTitle({ ...base, quant: 'int4', loaded: true, weightBytes: 3 * 2 ** 20 }), "olmoe: int4 routed experts (the first MoE layers' int8; other weights float), 3.0 MiB of weights in memory");
   });
 
   it('say the context once loaded, and what loading the model warned about', () => {
