@@ -32,6 +32,11 @@ const COMMENT = -2;
 const REGEX_AFTER_WORD = new Set(['return', 'typeof', 'instanceof', 'in', 'of', 'new', 'delete', 'void', 'throw', 'case', 'do', 'else', 'yield', 'await']);
 /** Statement heads whose `(…)` a regular expression may follow (`if (ok) /x/.test(s)`). */
 const PAREN_HEADS = new Set(['if', 'while', 'for', 'with']);
+/**
+ * Tokens after which a `{` opens a block although an expression could start there: the start of a
+ * statement, an arrow's body, and keywords that take a block.
+ */
+const BLOCK_AFTER = new Set(['', ';', '{', '}', '=>', 'else', 'do', 'try', 'finally']);
 
 /** End (exclusive, flags included) of the regular-expression literal whose opening `/` is at i, or -1 when none closes on its line. */
 function regexEnd(src: string, i: number): number {
@@ -76,6 +81,10 @@ function scan(src: string): Scan {
   let afterDot = false;
   /** For each open `(`: whether it is the head of an if/while/for/with, after which code starts again. */
   const parens: boolean[] = [];
+  /** For each open `{`: whether it is a block (a statement may follow its `}`) rather than an object. */
+  const braces: boolean[] = [];
+  /** The last token: a word, a punctuator (`=>` whole), '' at the start, or 'value' for a literal. */
+  let prev = '';
   const skipTemplateText = (from: number): number => {
     let k = from;
     for (; k < src.length; k++) {
@@ -85,6 +94,7 @@ function scan(src: string): Scan {
         templates.push(d);
         d++;
         regexOk = true;
+        prev = '${';
         return k + 1;
       }
     }
@@ -111,6 +121,7 @@ function scan(src: string): Scan {
         i = end - 1;
         regexOk = false;
         lastWord = '';
+        prev = 'value';
         continue;
       }
     }
@@ -118,12 +129,14 @@ function scan(src: string): Scan {
       for (i++; i < src.length && src[i] !== c; i++) if (src[i] === '\\') i++;
       regexOk = false;
       lastWord = '';
+      prev = 'value';
       continue;
     }
     if (c === '`') {
       i = skipTemplateText(i + 1);
       if (src[i] === '`') regexOk = false;
       lastWord = '';
+      prev = 'value';
       continue;
     }
     if (c === '}' && templates.length > 0 && templates[templates.length - 1] === d - 1) {
@@ -131,6 +144,7 @@ function scan(src: string): Scan {
       d--;
       i = skipTemplateText(i + 1);
       if (src[i] === '`') regexOk = false;
+      prev = 'value';
       continue;
     }
     depth[i] = d;
@@ -139,6 +153,7 @@ function scan(src: string): Scan {
       while (e < src.length && WORD_CHAR.test(src[e]!)) depth[e++] = d;
       lastWord = afterDot ? '' : src.slice(i, e);
       regexOk = REGEX_AFTER_WORD.has(lastWord);
+      prev = lastWord || 'value';
       afterDot = false;
       i = e - 1;
       continue;
@@ -150,13 +165,17 @@ function scan(src: string): Scan {
       depth[++i] = d;
     } else if (c === '{' || c === '(' || c === '[') {
       if (c === '(') parens.push(PAREN_HEADS.has(lastWord));
+      // Where no expression can start (`) {`, `class A {`), or a statement starts, `{` opens a block.
+      if (c === '{') braces.push(!regexOk || BLOCK_AFTER.has(prev) || prev === ')');
       d++;
       regexOk = true;
     } else if (c === '}' || c === ')' || c === ']') {
       if (d === 0) balanced = false;
       d = Math.max(0, d - 1);
-      regexOk = c === ')' ? parens.pop() === true : false;
+      // After a block's `}` a statement starts (`if (a) { … }⏎/x/.test(s)`); after an object's, a value ended.
+      regexOk = c === ')' ? parens.pop() === true : c === '}' ? braces.pop() === true : false;
     } else regexOk = true;
+    prev = c === '>' && src[i - 1] === '=' ? '=>' : src[i]!;
     lastWord = '';
   }
   return { depth, balanced: balanced && d === 0 && templates.length === 0 };

@@ -88,6 +88,24 @@ describe('hoisting top-level declarations', () => {
     assert.deepEqual(logs, ['say hi 4 http:/x/y 1 } b 2 2 1']);
   });
 
+  it("reads a slash after a block's closing brace as a regular expression, and after an object's as division", async () => {
+    const logs = await runCells([
+      [
+        'let seen = 0;',
+        'if (true) { seen++ }',
+        "/{/.test('{') && seen++;",
+        'for (const x of [1]) { seen += x }',
+        '/[(]/.test("(") && seen++',
+        'const tidy = () => { return 1 }',
+        "/\\/\\/[{]/.test('//{') && seen++;",
+        'const o = { a: 8 }.a / 2 / 2, p = ({ b: 6 }).b / 3;',
+        'const last = 1;',
+      ].join('\n'),
+      'console.log(seen, o, p, last)',
+    ]);
+    assert.deepEqual(logs, ['5 2 2 1']);
+  });
+
   it('reads a slash after a name, a property, a postfix ++ or a non-breaking space as division', async () => {
     const logs = await runCells([
       [
