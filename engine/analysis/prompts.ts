@@ -12,7 +12,10 @@ import { isBaseColumn } from './rows.ts';
 import { FIELD_NAME, type JsonObject } from './trace.ts';
 
 export interface PromptSpec {
-  /** The run id: the line's `id`, else `line<N>-<hash of the line's content>`. */
+  /**
+   * The run id: the line's `id`, else `prompt-<hash of the line's content>` (`.2`, `.3`, … added for
+   * repeats of a line), so inserting or removing lines elsewhere leaves every other run's id as it was.
+   */
   readonly runId: string;
   /** 1-based line number in the file. */
   readonly line: number;
@@ -40,7 +43,11 @@ function contentHash(v: unknown): string {
 export function parsePrompts(text: string, where = 'prompts'): PromptSpec[] {
   const out: PromptSpec[] = [];
   const seen = new Map<string, number>();
-  text.split('\n').forEach((raw, i) => {
+  /** Field names by their lower case: SQL engines read `Domain` and `domain` as one column. */
+  const spelled = new Map<string, { name: string; line: number }>();
+  const repeats = new Map<string, number>();
+  // An editor's byte-order mark is not part of the first line.
+  text.replace(/^\uFEFF/, '').split('\n').forEach((raw, i) => {
     const line = i + 1;
     if (raw.trim() === '') return;
     let json: unknown;
@@ -66,10 +73,21 @@ export function parsePrompts(text: string, where = 'prompts'): PromptSpec[] {
         continue;
       }
       if (!FIELD_NAME.test(key)) throw badInput(`${where}:${line}: field '${key}' cannot be a column name (letters, digits and _ only)`);
-      if (isBaseColumn(key)) throw badInput(`${where}:${line}: field '${key}' has the name of a trace column; rename it`);
+      if (isBaseColumn(key.toLowerCase())) throw badInput(`${where}:${line}: field '${key}' has the name of a trace column; rename it`);
+      const first = spelled.get(key.toLowerCase());
+      if (first && first.name !== key) {
+        throw badInput(`${where}:${line}: field '${key}' differs from '${first.name}' (line ${first.line}) only in case; one column cannot be both`);
+      }
+      if (!first) spelled.set(key.toLowerCase(), { name: key, line });
       fields[key] = String(value);
     }
-    const runId = id !== undefined ? String(id) : `line${line}-${contentHash(r.data)}`;
+    let runId = String(id ?? '');
+    if (id === undefined) {
+      const hash = contentHash(r.data);
+      const n = (repeats.get(hash) ?? 0) + 1;
+      repeats.set(hash, n);
+      runId = n === 1 ? `prompt-${hash}` : `prompt-${hash}.${n}`;
+    }
     const dup = seen.get(runId);
     if (dup !== undefined) throw badInput(`${where}:${line}: run id '${runId}' was already used on line ${dup}`);
     seen.set(runId, line);

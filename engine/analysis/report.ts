@@ -178,7 +178,7 @@ export function analyzeTraces(traces: readonly RunTrace[], opts: AnalyzeOptions 
     return {
       from: layers[i]!,
       to,
-      top: topPairs(m, E, top).map((p) => ({ ...p, lift: num(p.p / nextShare[p.j]!) })),
+      top: topPairs(m, E, top, true).map((p) => ({ ...p, lift: num(p.p / nextShare[p.j]!) })),
     };
   });
 

@@ -4,7 +4,11 @@
  * parts are merged into OUT at the end (again renamed into place). Whenever the process dies:
  *   - a run in progress has no part, so it is run again from the start: no torn rows;
  *   - a run is done iff a part or OUT holds it; merging takes each run id once: no duplicates;
- *   - OUT is replaced only by a complete file; parts are removed only after that.
+ *   - OUT is replaced only by a complete file; parts are removed only after that. A CSV's sidecar
+ *     is a second file, renamed just before the CSV: a kill between the two leaves it naming runs
+ *     whose rows never landed, so a run counts as held by OUT only where OUT has its rows.
+ * An OUT without MoE Lab's metadata (a copy made by another tool) is refused: what model and
+ * parameters its runs had is unknown, so nothing can be added to it.
  * A lock file keeps two traces from writing the same OUT at once.
  */
 import { createHash } from 'node:crypto';
@@ -12,6 +16,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, 
 import { basename, dirname, join } from 'node:path';
 import { AnalysisError, AnalysisErrorCode } from './errors.ts';
 import { isTempName } from './formats/atomic.ts';
+import { csvSidecarPath } from './formats/csv.ts';
 import { formatOfPath, readTraceFile, writeTraceFile } from './formats/index.ts';
 import { readParquetDocument, writeParquet } from './formats/parquet.ts';
 import { runDoc, type RunDoc } from './meta.ts';
@@ -36,6 +41,28 @@ function canonical(v: Json | undefined): string {
   return JSON.stringify(v ?? null);
 }
 
+/** The runs an existing OUT holds whole: listed in its metadata, with rows. */
+async function heldRuns(path: string): Promise<RunDoc[]> {
+  const format = formatOfPath(path);
+  if (format === 'parquet') {
+    // Metadata and rows are one file, written at once.
+    const { document } = await readParquetDocument(path);
+    if (!document) throw noMetadata(path, 'has no moe_lab.trace metadata');
+    return document.runs;
+  }
+  if (format === 'csv' && !existsSync(csvSidecarPath(path))) throw noMetadata(path, `has no ${basename(csvSidecarPath(path))} beside it`);
+  const f = await readTraceFile(path);
+  const present = new Set(f.columns.run_id);
+  return f.document.runs.filter((d) => present.has(d.run_id));
+}
+
+function noMetadata(path: string, why: string): AnalysisError {
+  return new AnalysisError(
+    AnalysisErrorCode.RESUME_MISMATCH,
+    `${path} ${why} (a copy made by another tool?): the model and parameters of its runs are unknown, so a trace cannot continue it; write to another file`,
+  );
+}
+
 export class TraceOutput {
   /** Runs already complete, from OUT and the parts. */
   readonly done = new Map<string, RunDoc>();
@@ -54,10 +81,7 @@ export class TraceOutput {
     out.lock();
     try {
       out.clearTemporaries();
-      if (existsSync(path)) {
-        const docs = formatOfPath(path) === 'parquet' ? (await readParquetDocument(path)).document?.runs : (await readTraceFile(path)).document.runs;
-        for (const d of docs ?? []) out.done.set(d.run_id, d);
-      }
+      if (existsSync(path)) for (const d of await heldRuns(path)) out.done.set(d.run_id, d);
       if (existsSync(out.partsDir)) {
         for (const name of readdirSync(out.partsDir).sort()) {
           if (!name.endsWith('.parquet') || isTempName(name)) continue;
@@ -141,7 +165,8 @@ export class TraceOutput {
     const byId = new Map<string, RunTrace>();
     for (const src of sources) {
       const f = await readTraceFile(src);
-      for (const t of tracesFromRows(f.columns, f.document.runs)) if (!byId.has(t.runId)) byId.set(t.runId, t);
+      const present = new Set(f.columns.run_id);
+      for (const t of tracesFromRows(f.columns, f.document.runs)) if (present.has(t.runId) && !byId.has(t.runId)) byId.set(t.runId, t);
     }
     const listed = new Set(order);
     const ordered = [...order.filter((id) => byId.has(id)), ...[...byId.keys()].filter((id) => !listed.has(id))].map((id) => byId.get(id)!);

@@ -15,16 +15,20 @@ import { EngineError, EngineErrorCode } from '../errors.ts';
 import { DEFAULT_MAX_NEW_TOKENS } from '../generate/generate.ts';
 import { parseExpertList } from '../generate/interventions.ts';
 import type { GenerateRequest, Interventions } from '../generate/types.ts';
+import { parseQuant, type QuantMode } from '../graph/quant.ts';
 import type { ExecutionProvider } from '../runtime/ort.ts';
 
 export const TRACE_USAGE = `moe-lab trace --prompts FILE.jsonl --out FILE.parquet [--model DIR] [--max-new-tokens N]
   [--temperature T] [--top-p P] [--seed S] [--ignore-eos]
-  [--ban L:E,...] [--force L:E,...] [--experts-per-token K] [--provider cpu|cuda|webgpu] [--quiet]
+  [--ban L:E,...] [--force L:E,...] [--experts-per-token K] [--provider cpu|cuda|webgpu]
+  [--quant none|int8|int4] [--max-context N] [--quiet]
 
   One run per line of FILE.jsonl: {"prompt": "..."} or {"prompt_ids": [...]}, optionally "id";
   other fields (e.g. "domain") become columns. Greedy unless --temperature is given (seed 0 by
-  default). --out may end in .parquet, .jsonl or .csv. Interrupted? Run the same command again:
-  finished prompts are skipped and no row is written twice.`;
+  default). --out may end in .parquet, .jsonl or .csv. --quant traces block-quantized weights (the
+  rows' model_hash ends in :int8 or :int4); --max-context N caps the positions the model may use.
+  Every prompt is checked against the context before the first one runs. Interrupted? Run the same
+  command again: finished prompts are skipped and no row is written twice.`;
 
 export interface TraceArgs {
   readonly model: string;
@@ -37,6 +41,8 @@ export interface TraceArgs {
   readonly ignoreEos: boolean;
   readonly interventions: Interventions;
   readonly provider: ExecutionProvider;
+  readonly quant: QuantMode;
+  readonly maxContext: number | undefined;
   readonly quiet: boolean;
 }
 
@@ -63,6 +69,8 @@ export function parseTraceArgs(argv: string[], defaultModel: string): TraceArgs 
       force: { type: 'string' },
       'experts-per-token': { type: 'string' },
       provider: { type: 'string' },
+      quant: { type: 'string' },
+      'max-context': { type: 'string' },
       quiet: { type: 'boolean', default: false },
     },
     strict: true,
@@ -72,6 +80,10 @@ export function parseTraceArgs(argv: string[], defaultModel: string): TraceArgs 
   if (!['cpu', 'cuda', 'webgpu'].includes(provider)) throw new EngineError(EngineErrorCode.PROVIDER_UNAVAILABLE, `unknown provider '${provider}' (cpu, cuda or webgpu)`);
   const maxNew = num(values['max-new-tokens'], 'max-new-tokens') ?? DEFAULT_MAX_NEW_TOKENS;
   const expertsPerToken = num(values['experts-per-token'], 'experts-per-token');
+  const maxContext = num(values['max-context'], 'max-context');
+  if (maxContext !== undefined && !(Number.isInteger(maxContext) && maxContext >= 1)) {
+    throw new EngineError(EngineErrorCode.BAD_CONFIG, `--max-context must be a whole number of positions of at least 1, got '${values['max-context']}'`);
+  }
   return {
     model: values.model ?? defaultModel,
     prompts: values.prompts,
@@ -87,6 +99,8 @@ export function parseTraceArgs(argv: string[], defaultModel: string): TraceArgs 
       ...(expertsPerToken !== undefined ? { topK: expertsPerToken } : {}),
     },
     provider,
+    quant: parseQuant(values.quant),
+    maxContext,
     quiet: values.quiet ?? false,
   };
 }
@@ -123,15 +137,31 @@ export async function runTrace(argv: string[], defaultModel: string, err: NodeJS
   process.once('SIGINT', onSigint);
   let engine: Engine | null = null;
   try {
-    engine = await Engine.load(args.model, { provider: args.provider });
+    engine = await Engine.load(args.model, { provider: args.provider, quant: args.quant, ...(args.maxContext !== undefined ? { maxContext: args.maxContext } : {}) });
     const params = runParams(args);
     output.checkCompatible({ modelHash: engine.info.hash, params });
     const todo = prompts.filter((p) => !output.done.has(p.runId));
     const skipped = prompts.length - todo.length;
     if (skipped > 0 && !args.quiet) err.write(`resuming: ${skipped} of ${prompts.length} prompts already traced in ${args.out}\n`);
+    // Said even with --quiet: these runs stay in OUT and count in every analysis of it.
+    const listed = new Set(prompts.map((p) => p.runId));
+    const others = [...output.done.keys()].filter((id) => !listed.has(id));
+    if (others.length > 0) {
+      err.write(`warning: ${args.out} also holds ${others.length} run(s) that are not in ${args.prompts} (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', …' : ''}); they are kept\n`);
+    }
 
     const promptLengths: number[] = [];
     for (const p of todo) promptLengths.push(p.promptIds ? p.promptIds.length : (await engine.encode(p.prompt!)).length);
+    // A prompt the context cannot hold fails now, not after the prompts before it have run.
+    const context = engine.info.contextLength;
+    todo.forEach((p, i) => {
+      if (promptLengths[i]! >= context) {
+        throw new EngineError(EngineErrorCode.PROMPT_TOO_LONG, `${args.prompts}:${p.line}: the prompt has ${promptLengths[i]} tokens; it must be shorter than the context of ${context} positions`, {
+          promptTokens: promptLengths[i]!,
+          context,
+        });
+      }
+    });
     const totalTokens = promptLengths.reduce((a, n) => a + n + args.maxNewTokens, 0);
     const t0 = performance.now();
     let doneTokens = 0;

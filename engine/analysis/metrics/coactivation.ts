@@ -34,9 +34,13 @@ export interface Pair {
   readonly p: number;
 }
 
-/** The n largest entries of an [E·E] matrix (off the diagonal), largest first. */
-export function topPairs(m: Float64Array, E: number, n: number): Pair[] {
+/**
+ * The n largest entries of an [E·E] matrix, largest first. Within one layer (co-activation) the
+ * diagonal means nothing and is left out; between layers (transitions) expert i of one layer and
+ * expert i of the next are different experts, so `withDiagonal` keeps it.
+ */
+export function topPairs(m: Float64Array, E: number, n: number, withDiagonal = false): Pair[] {
   const out: Pair[] = [];
-  for (let i = 0; i < E; i++) for (let j = 0; j < E; j++) if (i !== j && m[i * E + j]! > 0) out.push({ i, j, p: m[i * E + j]! });
+  for (let i = 0; i < E; i++) for (let j = 0; j < E; j++) if ((withDiagonal || i !== j) && m[i * E + j]! > 0) out.push({ i, j, p: m[i * E + j]! });
   return out.sort((a, b) => b.p - a.p || a.i - b.i || a.j - b.j).slice(0, n);
 }

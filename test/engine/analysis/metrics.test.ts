@@ -98,6 +98,8 @@ describe('co-activation and transitions', () => {
   it('cross-layer P(j at b | i at a) counts each token\'s pairs of experts', () => {
     const m = layerTransitions(ids([[0], [0], [1]]), ids([[1], [2], [1]]), 1, 3);
     assert.deepEqual([...m], [0, 0.5, 0.5, 0, 1, 0, 0, 0, 0]);
+    // Expert 1 of one layer and expert 1 of the next are different experts: that pair ranks too.
+    assert.deepEqual(topPairs(m, 3, 2, true).map((p) => [p.i, p.j, p.p]), [[1, 1, 1], [0, 1, 0.5]]);
   });
 });
 

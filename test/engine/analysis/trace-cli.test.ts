@@ -5,18 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Writable } from 'node:stream';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { AnalysisErrorCode } from '../../../engine/analysis/errors.ts';
+import { readTraceFile } from '../../../engine/analysis/formats/index.ts';
+import { writeParquet } from '../../../engine/analysis/formats/parquet.ts';
 import type { AnalysisReport } from '../../../engine/analysis/report.ts';
+import { tracesFromRows } from '../../../engine/analysis/rows.ts';
+import { EngineErrorCode } from '../../../engine/errors.ts';
 import { runAnalyze } from '../../../engine/cli/analyze.ts';
 import { BUILTIN_MODEL, builtinModelAvailable } from '../../../engine/cli/main.ts';
 import { runTrace } from '../../../engine/cli/trace.ts';
 import { testCacheDir } from '../../helpers/cache.ts';
+import { capture } from '../../helpers/capture.ts';
 import { makeCheckpoint } from '../../helpers/checkpoints.ts';
 import { REPO_ROOT } from '../../helpers/fixtures.ts';
 
@@ -117,6 +122,87 @@ describe('trace resumes after being killed', () => {
   it('a finished trace rerun with other parameters is refused with TRACE_RESUME_MISMATCH', async () => {
     const args = traceArgs(join(dir, 'ref.parquet')).slice(1);
     await assert.rejects(runTrace(args.map((a) => (a === '40' ? '7' : a)), BUILTIN_MODEL, sink()), { code: AnalysisErrorCode.RESUME_MISMATCH });
+  });
+});
+
+describe('trace output that is not whole', () => {
+  let dir: string;
+  let model: string;
+  let db: DuckDBInstance;
+  let duck: DuckDBConnection;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'moe-lab-cli-'));
+    model = makeCheckpoint({ tokenizer: true });
+    const lines = ['one, two', 'three "four"', 'five\nsix', 'seven eight'].map((prompt, i) => JSON.stringify({ id: `p${i}`, prompt }));
+    writeFileSync(join(dir, 'three.jsonl'), lines.slice(0, 3).join('\n') + '\n');
+    writeFileSync(join(dir, 'four.jsonl'), lines.join('\n') + '\n');
+    db = await DuckDBInstance.create(':memory:');
+    duck = await db.connect();
+  });
+  after(() => {
+    duck.closeSync();
+    db.closeSync();
+  });
+  const args = (prompts: string, out: string, ...more: string[]) => ['--model', model, '--prompts', join(dir, prompts), '--out', join(dir, out), '--max-new-tokens', '6', ...more];
+  const count = async (sql: string) => Number((await duck.runAndReadAll(sql)).getRows()[0]![0]);
+
+  it("a CSV whose sidecar landed without its rows (killed between the two renames) gets the run's rows from its part", async () => {
+    await runTrace(args('three.jsonl', 'out.csv'), BUILTIN_MODEL, sink());
+    await runTrace(args('four.jsonl', 'full.csv'), BUILTIN_MODEL, sink());
+    // The state a kill during the merge of a fourth run leaves: the new sidecar, the old CSV, the run's part.
+    copyFileSync(join(dir, 'full.csv.meta.json'), join(dir, 'out.csv.meta.json'));
+    const full = await readTraceFile(join(dir, 'full.csv'));
+    mkdirSync(join(dir, 'out.csv.parts'));
+    writeParquet(join(dir, 'out.csv.parts', 'p3.parquet'), tracesFromRows(full.columns, full.document.runs).filter((t) => t.runId === 'p3'));
+
+    const err = capture();
+    await runTrace(args('four.jsonl', 'out.csv'), BUILTIN_MODEL, err.stream);
+    assert.match(err.text(), /resuming: 4 of 4 prompts already traced/);
+    assert.doesNotMatch(err.text(), /warning/);
+    const rows = (f: string, run: string) => count(`SELECT count(*) FROM read_csv('${join(dir, f)}', header = true) WHERE run_id = '${run}'`);
+    assert.ok((await rows('full.csv', 'p3')) > 0);
+    assert.equal(await rows('out.csv', 'p3'), await rows('full.csv', 'p3'));
+    assert.equal(await count(`SELECT count(*) FROM read_csv('${join(dir, 'out.csv')}', header = true)`), await count(`SELECT count(*) FROM read_csv('${join(dir, 'full.csv')}', header = true)`));
+  });
+
+  it('an output without trace metadata (copied by another tool) is refused, not traced again and thrown away', async () => {
+    await runTrace(args('three.jsonl', 'ref.parquet'), BUILTIN_MODEL, sink());
+    await duck.run(`COPY (SELECT * FROM read_parquet('${join(dir, 'ref.parquet')}')) TO '${join(dir, 'copy.parquet')}' (FORMAT parquet)`);
+    await assert.rejects(runTrace(args('three.jsonl', 'copy.parquet'), BUILTIN_MODEL, sink()), (e: Error & { code?: string }) => {
+      assert.equal(e.code, AnalysisErrorCode.RESUME_MISMATCH);
+      assert.match(e.message, /no moe_lab\.trace metadata/);
+      return true;
+    });
+    await runTrace(args('three.jsonl', 'bare.csv'), BUILTIN_MODEL, sink());
+    rmSync(join(dir, 'bare.csv.meta.json'));
+    await assert.rejects(runTrace(args('three.jsonl', 'bare.csv'), BUILTIN_MODEL, sink()), { code: AnalysisErrorCode.RESUME_MISMATCH });
+    assert.ok(!existsSync(join(dir, 'copy.parquet.parts')) && !existsSync(join(dir, 'bare.csv.parts')), 'nothing traced');
+  });
+
+  it('refuses a prompt longer than the context before the first prompt runs', async () => {
+    writeFileSync(join(dir, 'long.jsonl'), [JSON.stringify({ prompt_ids: [1, 2, 3] }), JSON.stringify({ prompt_ids: Array.from({ length: 5000 }, (_, i) => 1 + (i % 50)) })].join('\n'));
+    await assert.rejects(runTrace(args('long.jsonl', 'long.parquet'), BUILTIN_MODEL, sink()), (e: Error & { code?: string }) => {
+      assert.equal(e.code, EngineErrorCode.PROMPT_TOO_LONG);
+      assert.match(e.message, /long\.jsonl:2: the prompt has 5000 tokens/);
+      return true;
+    });
+    assert.ok(!existsSync(join(dir, 'long.parquet.parts')) && !existsSync(join(dir, 'long.parquet')), 'no prompt ran');
+  });
+
+  it('traces quantized weights with --quant, labelled in model_hash', async () => {
+    await runTrace(args('three.jsonl', 'int8.parquet', '--quant', 'int8'), BUILTIN_MODEL, sink());
+    const hashes = (await duck.runAndReadAll(`SELECT DISTINCT model_hash FROM read_parquet('${join(dir, 'int8.parquet')}')`)).getRows().map((r) => String(r[0]));
+    assert.equal(hashes.length, 1);
+    assert.match(hashes[0]!, /^[0-9a-f]{64}:int8$/);
+    // A float32 trace cannot continue it.
+    await assert.rejects(runTrace(args('four.jsonl', 'int8.parquet'), BUILTIN_MODEL, sink()), { code: AnalysisErrorCode.RESUME_MISMATCH });
+  });
+
+  it('says so, even with --quiet, when the output holds runs the prompt file no longer lists', async () => {
+    await runTrace(args('four.jsonl', 'edited.parquet'), BUILTIN_MODEL, sink());
+    const err = capture();
+    await runTrace(args('three.jsonl', 'edited.parquet', '--quiet'), BUILTIN_MODEL, err.stream);
+    assert.match(err.text(), /^warning: .*edited\.parquet also holds 1 run\(s\) that are not in .*three\.jsonl \(p3\); they are kept$/m);
   });
 });
 

@@ -134,6 +134,22 @@ describe('prompt files', () => {
     assert.notEqual(one[0]!.runId, one[1]!.runId);
   });
 
+  it("a line inserted or removed elsewhere leaves the other lines' run ids as they were; a repeated line gets its own", () => {
+    const before = parsePrompts('{"prompt": "x"}\n{"prompt": "y"}\n{"prompt": "x"}');
+    const edited = parsePrompts('{"prompt": "new"}\n\n{"prompt": "x"}\n{"prompt": "y"}\n{"prompt": "x"}');
+    assert.deepEqual(edited.slice(1).map((p) => p.runId), before.map((p) => p.runId));
+    assert.match(before[0]!.runId, /^prompt-[0-9a-f]{10}$/);
+    assert.equal(before[2]!.runId, `${before[0]!.runId}.2`);
+  });
+
+  it('reads a file that starts with a byte-order mark, and refuses field names that differ only in case', () => {
+    assert.equal(parsePrompts('\uFEFF{"prompt": "x"}')[0]!.prompt, 'x');
+    for (const text of ['{"prompt": "x", "Domain": "a", "domain": "b"}', '{"prompt": "x", "Domain": "a"}\n{"prompt": "y", "domain": "b"}', '{"prompt": "x", "Layer": "2"}']) {
+      assert.throws(() => parsePrompts(text, 'p.jsonl'), { code: AnalysisErrorCode.BAD_INPUT }, text);
+    }
+    assert.throws(() => parsePrompts('{"prompt": "x", "Domain": "a"}\n{"prompt": "y", "domain": "b"}', 'p.jsonl'), /p\.jsonl:2: field 'domain' differs from 'Domain' \(line 1\) only in case/);
+  });
+
   it('refuses ambiguous or clashing lines', () => {
     for (const text of ['{"prompt": "x", "prompt_ids": [1]}', '{"domain": "x"}', '{"prompt": "x", "layer": "2"}', '{"prompt": "x", "bad name": 1}', '{"prompt": "x", "id": "a"}\n{"prompt": "y", "id": "a"}', 'not json', '']) {
       assert.throws(() => parsePrompts(text), { code: AnalysisErrorCode.BAD_INPUT }, text);
