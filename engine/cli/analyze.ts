@@ -2,9 +2,11 @@
  * `moe-lab analyze`: the standard routing metrics of a trace file, as a readable report on stdout
  * and as JSON.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AnalysisError, AnalysisErrorCode } from '../analysis/errors.ts';
 import { atomicWriteFile } from '../analysis/formats/atomic.ts';
+import { csvSidecarPath } from '../analysis/formats/csv.ts';
 import { loadTraces } from '../analysis/formats/index.ts';
 import { analyzeTraces, formatReport, type AnalysisReport } from '../analysis/report.ts';
 
@@ -14,7 +16,8 @@ export const ANALYZE_USAGE = `moe-lab analyze FILE.parquet|.jsonl|.csv [--by FIE
   agreement (same top-1, any overlap) and co-activation against their random baselines, and
   cross-layer transitions. --by groups positions by a run field (e.g. domain), phase or run_id
   and shows the experts that dominate each group. --devices adds EPLB balancedness for E/D
-  experts per device. The JSON goes to OUT.json (default: FILE with .analysis.json).`;
+  experts per device. The JSON goes to OUT.json (default: FILE.analysis.json, e.g.
+  traces.parquet.analysis.json), never onto the trace or its sidecar.`;
 
 export interface AnalyzeArgs {
   readonly file: string;
@@ -43,7 +46,8 @@ export function parseAnalyzeArgs(argv: string[]): AnalyzeArgs {
   return {
     file,
     by: values.by,
-    json: values.json ?? `${file.replace(/\.(parquet|pq|jsonl|ndjson|csv)$/i, '')}.analysis.json`,
+    // The whole name, extension included: traces of one name in two formats get two reports.
+    json: values.json ?? `${file}.analysis.json`,
     devices: positiveInt(values.devices, 'devices'),
     top: positiveInt(values.top, 'top'),
   };
@@ -51,6 +55,10 @@ export function parseAnalyzeArgs(argv: string[]): AnalyzeArgs {
 
 export async function runAnalyze(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<AnalysisReport> {
   const args = parseAnalyzeArgs(argv);
+  const json = resolve(args.json);
+  if (json === resolve(args.file) || json === resolve(csvSidecarPath(args.file))) {
+    throw new AnalysisError(AnalysisErrorCode.BAD_INPUT, `--json ${args.json} would overwrite the trace being analysed; give another path`);
+  }
   const traces = await loadTraces(args.file);
   if (traces.length === 0) throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${args.file} holds no runs`);
   const report = analyzeTraces(traces, {

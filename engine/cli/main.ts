@@ -33,10 +33,20 @@ export async function main(argv: string[], commands: Record<string, { usage: str
     process.exitCode = cmd ? 0 : 2;
     return;
   }
+  // A reader that stops early (`generate --json | head`) is no error: what is left goes nowhere, and
+  // a streaming command stops as on Ctrl-C (process.exit here would tear the engine's worker down
+  // mid-step).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.stdout.write = () => true;
+    process.emit('SIGINT');
+  });
   try {
     await cmd.run(rest);
   } catch (e) {
     if (e instanceof EngineError || e instanceof AnalysisError) process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    // The system's own codes (ENOENT, EACCES, ENOSPC…) are stable too.
+    else if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string') process.stderr.write(`error [${(e as NodeJS.ErrnoException).code}]: ${e.message}\n`);
     else process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = 2;
   }

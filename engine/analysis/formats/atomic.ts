@@ -37,6 +37,16 @@ export function commitTemp(tmp: string, path: string): void {
   }
 }
 
+/**
+ * A failed write names the file asked for, not the temporary one (which no longer exists), and
+ * keeps the system's code (ENOENT, EACCES, ENOSPC…).
+ */
+function aboutTarget(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== 'string') return e;
+  return Object.assign(new Error(`cannot write ${path}: ${code}`, { cause: e }), { code });
+}
+
 export function atomicWriteFile(path: string, data: string | Uint8Array): void {
   const tmp = tempPath(path);
   try {
@@ -44,7 +54,7 @@ export function atomicWriteFile(path: string, data: string | Uint8Array): void {
     commitTemp(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw aboutTarget(e, path);
   }
 }
 
@@ -65,6 +75,6 @@ export function atomicWriteChunks(path: string, chunks: Iterable<string | Uint8A
     commitTemp(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw aboutTarget(e, path);
   }
 }

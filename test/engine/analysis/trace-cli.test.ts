@@ -198,11 +198,50 @@ describe('trace output that is not whole', () => {
     await assert.rejects(runTrace(args('four.jsonl', 'int8.parquet'), BUILTIN_MODEL, sink()), { code: AnalysisErrorCode.RESUME_MISMATCH });
   });
 
+  it('analyze writes FILE.analysis.json, and refuses to write its report over the trace or its sidecar', async () => {
+    await runAnalyze([join(dir, 'ref.parquet')], sink(), sink());
+    assert.ok(existsSync(join(dir, 'ref.parquet.analysis.json')));
+    const before = [readFileSync(join(dir, 'ref.parquet')), readFileSync(join(dir, 'out.csv.meta.json'))];
+    for (const [file, json] of [['ref.parquet', 'ref.parquet'], ['out.csv', 'out.csv.meta.json'], ['out.csv', 'out.csv']]) {
+      await assert.rejects(runAnalyze([join(dir, file!), '--json', join(dir, '.', json!)], sink(), sink()), { code: AnalysisErrorCode.BAD_INPUT });
+    }
+    assert.deepEqual([readFileSync(join(dir, 'ref.parquet')), readFileSync(join(dir, 'out.csv.meta.json'))], before);
+  });
+
   it('says so, even with --quiet, when the output holds runs the prompt file no longer lists', async () => {
     await runTrace(args('four.jsonl', 'edited.parquet'), BUILTIN_MODEL, sink());
     const err = capture();
     await runTrace(args('three.jsonl', 'edited.parquet', '--quiet'), BUILTIN_MODEL, err.stream);
     assert.match(err.text(), /^warning: .*edited\.parquet also holds 1 run\(s\) that are not in .*three\.jsonl \(p3\); they are kept$/m);
+  });
+});
+
+describe('the command line', () => {
+  const bin = (args: string[]) => spawn(process.execPath, [join(REPO_ROOT, 'server', 'bin.mjs'), ...args], { cwd: REPO_ROOT, env: { ...process.env, MOE_LAB_CACHE: testCacheDir() } });
+
+  it('stops quietly when its reader stops early (generate --json | head)', async () => {
+    // 250 prompt positions: more lines than a pipe holds, so writes go on after the reader left.
+    const ids = Array.from({ length: 250 }, (_, i) => 3 + (i % 90)).join(',');
+    const child = bin(['generate', '--model', makeCheckpoint({ tokenizer: true }), '--prompt-ids', ids, '--max-new-tokens', '4', '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.once('data', () => child.stdout!.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|at /);
+  });
+
+  it("names the file it could not write and the system's code, not a temporary file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-lab-cli-'));
+    const trace = join(dir, 't.parquet');
+    writeFileSync(join(dir, 'p.jsonl'), '{"prompt_ids": [1, 2, 3]}\n');
+    await runTrace(['--model', makeCheckpoint({ tokenizer: true }), '--prompts', join(dir, 'p.jsonl'), '--out', trace, '--max-new-tokens', '2'], BUILTIN_MODEL, sink());
+    const child = bin(['analyze', trace, '--json', join(dir, 'missing', 'r.json')]);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 2);
+    assert.equal(stderr.trim().split('\n').at(-1), `error [ENOENT]: cannot write ${join(dir, 'missing', 'r.json')}: ENOENT`);
   });
 });
 
