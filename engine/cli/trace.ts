@@ -105,6 +105,9 @@ export function parseTraceArgs(argv: string[], defaultModel: string): TraceArgs 
   };
 }
 
+/** Errors about one prompt, which name its line; the others are about options and name none. */
+const PROMPT_ERRORS: ReadonlySet<string> = new Set([EngineErrorCode.PROMPT_TOO_LONG, EngineErrorCode.BAD_PROMPT, EngineErrorCode.NO_TOKENIZER, EngineErrorCode.NON_FINITE]);
+
 /** Parameters recorded with every run; a resumed trace must use the same. */
 function runParams(a: TraceArgs): JsonObject {
   return {
@@ -204,7 +207,7 @@ export async function runTrace(argv: string[], defaultModel: string, err: NodeJS
         // A run cancelled before its first token can end in an engine error rather than a
         // 'cancelled' done event; either way it is dropped and run again on resume.
         if (controller.signal.aborted) cancelled = true;
-        else if (e instanceof EngineError) throw new EngineError(e.code, `${args.prompts}:${p.line}: ${e.message}`, e.details);
+        else if (e instanceof EngineError && PROMPT_ERRORS.has(e.code)) throw new EngineError(e.code, `${args.prompts}:${p.line}: ${e.message}`, e.details);
         else throw e;
       }
       if (cancelled) break;

@@ -48,6 +48,10 @@ function validateSampling(req: GenerateRequest): void {
   if (req.maxNewTokens !== undefined && !(Number.isInteger(req.maxNewTokens) && req.maxNewTokens >= 0)) {
     throw bad('max new tokens must be an integer ≥ 0');
   }
+  // The generator keeps 32 bits: 1.5 or 2^40 would silently give another seed's samples.
+  if (req.seed !== undefined && !(Number.isInteger(req.seed) && req.seed >= 0 && req.seed <= 0xffffffff)) {
+    throw bad(`seed must be an integer in 0…${0xffffffff}, got ${req.seed}`);
+  }
 }
 
 /** Per-position routing events from one step's routing outputs. */

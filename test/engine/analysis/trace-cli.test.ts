@@ -231,6 +231,19 @@ describe('the command line', () => {
     assert.doesNotMatch(stderr, /EPIPE|at /);
   });
 
+  it('a bad option is reported as such, not as a fault of the prompt file\'s first line; a seed must be a 32-bit integer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-lab-cli-'));
+    writeFileSync(join(dir, 'p.jsonl'), '{"prompt_ids": [1, 2, 3]}\n');
+    const trace = (...more: string[]) => runTrace(['--model', makeCheckpoint({ tokenizer: true }), '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, 't.parquet'), '--max-new-tokens', '2', ...more], BUILTIN_MODEL, sink());
+    for (const [flags, code] of [[['--seed', '1.5'], EngineErrorCode.BAD_SAMPLING], [['--seed', '1e30'], EngineErrorCode.BAD_SAMPLING], [['--temperature=-1'], EngineErrorCode.BAD_SAMPLING], [['--ban', '9:0'], EngineErrorCode.BAD_INTERVENTION]] as const) {
+      await assert.rejects(trace(...flags), (e: Error & { code?: string }) => {
+        assert.equal(e.code, code, flags.join(' '));
+        assert.doesNotMatch(e.message, /p\.jsonl/, flags.join(' '));
+        return true;
+      });
+    }
+  });
+
   it("names the file it could not write and the system's code, not a temporary file", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'moe-lab-cli-'));
     const trace = join(dir, 't.parquet');
