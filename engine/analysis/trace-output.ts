@@ -52,6 +52,7 @@ async function heldRuns(path: string): Promise<RunDoc[]> {
   }
   if (format === 'csv' && !existsSync(csvSidecarPath(path))) throw noMetadata(path, `has no ${basename(csvSidecarPath(path))} beside it`);
   const f = await readTraceFile(path);
+  if (f.document.runs.length === 0 && f.columns.length > 0) throw noMetadata(path, 'has no moe_lab_trace header line');
   const present = new Set(f.columns.run_id);
   return f.document.runs.filter((d) => present.has(d.run_id));
 }

@@ -74,16 +74,18 @@ export async function readJsonl(source: string | { text: string }): Promise<Trac
       const obj = parseJsonText(line, `${where}:${lineNo}`);
       if (!isRecord(obj)) throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${where}:${lineNo}: not a JSON object`);
       if (!document) {
-        if (!(JSONL_HEADER_KEY in obj)) throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${where}:${lineNo}: the first line must be the {"${JSONL_HEADER_KEY}": …} header`);
-        document = parseTraceDocument(obj[JSONL_HEADER_KEY], `${where}:${lineNo}`);
+        // Without the header (rows exported by another tool) the first row's keys are the columns
+        // and runs are inferred from the rows, as for a CSV without its sidecar.
+        const headed = JSONL_HEADER_KEY in obj;
+        document = headed ? parseTraceDocument(obj[JSONL_HEADER_KEY], `${where}:${lineNo}`) : { format: 'moe-lab-trace', version: 1, columns: Object.keys(obj), runs: [] };
         const specs: ColumnSpec[] = document.columns.map((name) => BASE_COLUMNS.find((b) => b.name === name) ?? { name, type: 'string', nullable: true });
         reader = new RowReader(specs, where);
-        continue;
+        if (headed) continue;
       }
       const keys = Object.keys(obj);
       const specs = reader!.specs;
       if (keys.length !== specs.length || keys.some((k) => !specs.some((s) => s.name === k))) {
-        throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${where}:${lineNo}: the row's keys are not the header's columns`);
+        throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${where}:${lineNo}: the row's keys are not the file's columns`);
       }
       reader!.push(specs.map((s) => obj[s.name]), lineNo);
     }
@@ -91,6 +93,6 @@ export async function readJsonl(source: string | { text: string }): Promise<Trac
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${where}: no such file`);
     throw e;
   }
-  if (!document || !reader) throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${where}: empty file (no header line)`);
+  if (!document || !reader) throw new AnalysisError(AnalysisErrorCode.BAD_FILE, `${where}: empty file`);
   return { document, columns: reader.finish() };
 }

@@ -15,7 +15,7 @@ import { arraySource, exportSidecar, exportStream, loadTraces, readTraceFile, wr
 import { readJsonl, writeJsonl } from '../../../engine/analysis/formats/jsonl.ts';
 import { parquetBytes, ParquetTraceStream, readParquet, writeParquet } from '../../../engine/analysis/formats/parquet.ts';
 import { importVllm } from '../../../engine/analysis/import.ts';
-import { BASE_COLUMNS, columnList, traceRows, type TraceColumns } from '../../../engine/analysis/rows.ts';
+import { BASE_COLUMNS, columnList, traceRows, tracesFromRows, type TraceColumns } from '../../../engine/analysis/rows.ts';
 import type { RunTrace } from '../../../engine/analysis/trace.ts';
 import { Engine } from '../../../engine/engine.ts';
 import type { GenerationEvent } from '../../../engine/generate/types.ts';
@@ -227,6 +227,18 @@ describe('trace files round trip', () => {
     const back = await readParquet(new Uint8Array(file));
     assert.deepEqual(plain(back.columns), plain(traceRows(traces)));
     assert.deepEqual(back.document.runs.map((r) => r.run_id), traces.map((t) => t.runId));
+  });
+
+  it('a JSONL file without its header line (rows exported by another tool) still reads, its runs inferred from the rows', async () => {
+    const path = join(dir, 'headless.jsonl');
+    writeJsonl(path, traces);
+    writeFileSync(path, readFileSync(path, 'utf8').split('\n').slice(1).join('\n'));
+    const back = await readJsonl(path);
+    assert.deepEqual(plain(back.columns), plain(traceRows(traces)));
+    assert.deepEqual(back.document.runs, []);
+    const runs = tracesFromRows(back.columns, back.document.runs);
+    assert.deepEqual(runs.map((t) => t.runId), traces.map((t) => t.runId));
+    assert.deepEqual(runs.map((t) => t.routing.length), traces.map((t) => t.routing.length));
   });
 
   it('damaged or foreign files fail with TRACE_BAD_FILE', async () => {

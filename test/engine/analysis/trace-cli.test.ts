@@ -176,7 +176,10 @@ describe('trace output that is not whole', () => {
     await runTrace(args('three.jsonl', 'bare.csv'), BUILTIN_MODEL, sink());
     rmSync(join(dir, 'bare.csv.meta.json'));
     await assert.rejects(runTrace(args('three.jsonl', 'bare.csv'), BUILTIN_MODEL, sink()), { code: AnalysisErrorCode.RESUME_MISMATCH });
-    assert.ok(!existsSync(join(dir, 'copy.parquet.parts')) && !existsSync(join(dir, 'bare.csv.parts')), 'nothing traced');
+    await runTrace(args('three.jsonl', 'bare.jsonl'), BUILTIN_MODEL, sink());
+    writeFileSync(join(dir, 'bare.jsonl'), readFileSync(join(dir, 'bare.jsonl'), 'utf8').split('\n').slice(1).join('\n'));
+    await assert.rejects(runTrace(args('three.jsonl', 'bare.jsonl'), BUILTIN_MODEL, sink()), { code: AnalysisErrorCode.RESUME_MISMATCH });
+    assert.ok(['copy.parquet', 'bare.csv', 'bare.jsonl'].every((f) => !existsSync(join(dir, `${f}.parts`))), 'nothing traced');
   });
 
   it('refuses a prompt longer than the context before the first prompt runs', async () => {
