@@ -54,13 +54,15 @@ export interface LayerReport {
   readonly entropy: { readonly mean: Num; readonly normalized: Num } | null;
   readonly topKMass: Num;
   readonly consecutive: { readonly pairs: number; readonly sameTop1: Num; readonly anyOverlap: Num };
-  readonly coactivation: { readonly i: number; readonly j: number; readonly p: number }[];
+  /** `n`: the positions that chose i, on which P(j | i) rests. */
+  readonly coactivation: { readonly i: number; readonly j: number; readonly p: number; readonly n: number }[];
   readonly vocabulary: { readonly tokens: number; readonly mean: Num; readonly top: { readonly tokenId: number; readonly count: number; readonly specialization: number; readonly expert: number }[] };
   readonly eplb: { readonly balancedness: Num; readonly deviceLoad: number[] } | null;
 }
 
 export interface GroupReport {
-  readonly value: string;
+  /** The field's value; null for the runs that do not have the field. */
+  readonly value: string | null;
   readonly runs: number;
   readonly positions: number;
   readonly layers: {
@@ -93,7 +95,7 @@ export interface AnalysisReport {
     readonly maxEntropy: number;
   };
   readonly perLayer: LayerReport[];
-  readonly transitions: { readonly from: number; readonly to: number; readonly top: { readonly i: number; readonly j: number; readonly p: number; readonly lift: Num }[] }[];
+  readonly transitions: { readonly from: number; readonly to: number; readonly top: { readonly i: number; readonly j: number; readonly p: number; readonly n: number; readonly lift: Num }[] }[];
   readonly eplb: { readonly devices: number; readonly overall: Num } | null;
   readonly by: { readonly field: string; readonly groups: GroupReport[] } | null;
 }
@@ -113,13 +115,13 @@ export function groupableFields(traces: readonly RunTrace[]): string[] {
   return [...fields];
 }
 
-function groupsOf(traces: readonly RunTrace[], table: RoutingTable, by: string): { group: Int32Array; values: string[] } {
+function groupsOf(traces: readonly RunTrace[], table: RoutingTable, by: string): { group: Int32Array; values: (string | null)[] } {
   if (!groupableFields(traces).includes(by)) {
     throw new AnalysisError(AnalysisErrorCode.UNKNOWN_FIELD, `no field '${by}' to group by; the trace has ${groupableFields(traces).join(', ')}`);
   }
-  const values: string[] = [];
-  const index = new Map<string, number>();
-  const idOf = (v: string) => {
+  const values: (string | null)[] = [];
+  const index = new Map<string | null, number>();
+  const idOf = (v: string | null) => {
     let i = index.get(v);
     if (i === undefined) index.set(v, (i = values.push(v) - 1));
     return i;
@@ -129,7 +131,7 @@ function groupsOf(traces: readonly RunTrace[], table: RoutingTable, by: string):
   if (by === 'phase') traces.forEach((t, ti) => t.routing.forEach((r) => phaseAt.set(`${ti}:${r.index}`, r.phase)));
   for (let p = 0; p < table.n; p++) {
     const t = traces[table.run[p]!]!;
-    const v = by === 'phase' ? phaseAt.get(`${table.run[p]}:${table.position[p]}`)! : by === 'run_id' ? t.runId : by === 'model_id' ? t.modelId : (t.meta.fields[by] ?? '(none)');
+    const v = by === 'phase' ? phaseAt.get(`${table.run[p]}:${table.position[p]}`)! : by === 'run_id' ? t.runId : by === 'model_id' ? t.modelId : (t.meta.fields[by] ?? null);
     group[p] = idOf(v);
   }
   return { group, values };
@@ -166,7 +168,7 @@ export function analyzeTraces(traces: readonly RunTrace[], opts: AnalyzeOptions 
       entropy: table.entropy ? { mean: num(h), normalized: num(h / maxEntropy(E)) } : null,
       topKMass: table.selected ? num(meanOf(topKMass(table.selected[l]!, k))) : null,
       consecutive: { pairs: cons.pairs, sameTop1: num(cons.sameTop1), anyOverlap: num(cons.anyOverlap) },
-      coactivation: topPairs(coactivation(ids, k, E), E, top),
+      coactivation: topPairs(coactivation(ids, k, E), E, top).map((p) => ({ ...p, n: c[p.i]! })),
       vocabulary: { tokens: vocab?.tokenIds.length ?? 0, mean: vocab ? num(vocab.mean) : null, top: vocabTop },
       eplb: eplb && placement ? { balancedness: num(eplb.perLayer[l]!), deviceLoad: [...eplb.deviceLoad.subarray(l * placement.devices, (l + 1) * placement.devices)] } : null,
     };
@@ -178,7 +180,7 @@ export function analyzeTraces(traces: readonly RunTrace[], opts: AnalyzeOptions 
     return {
       from: layers[i]!,
       to,
-      top: topPairs(m, E, top, true).map((p) => ({ ...p, lift: num(p.p / nextShare[p.j]!) })),
+      top: topPairs(m, E, top, true).map((p) => ({ ...p, n: counts[i]![p.i]!, lift: num(p.p / nextShare[p.j]!) })),
     };
   });
 
@@ -198,7 +200,7 @@ export function analyzeTraces(traces: readonly RunTrace[], opts: AnalyzeOptions 
           return {
             layer,
             maxShare: share[ranked[0]!]!,
-            top: ranked.slice(0, Math.min(top, 3)).map((e) => ({ expert: e, share: share[e]!, lift: num(share[e]! / (overall[e]! / n)) })),
+            top: ranked.slice(0, top).map((e) => ({ expert: e, share: share[e]!, lift: num(share[e]! / (overall[e]! / n)) })),
           };
         });
         return { value, runs: runsPer[g]!, positions: shares[0]!.tokens[g]!, layers: perLayerG, maxShare: Math.max(...perLayerG.map((x) => x.maxShare)) };
@@ -263,11 +265,11 @@ export function formatReport(r: AnalysisReport): string {
   out.push(`  random baseline: same top-1 ${pct(b.sameTop1).trim()} (1/E), any overlap ${pct(b.anyOverlap).trim()} (1 − C(E−k,k)/C(E,k)), max entropy ln E = ${b.maxEntropy.toFixed(3)}`);
   out.push('');
   out.push(`co-activation P(j | i), top pairs (random: ${pct(b.coactivation).trim()})`);
-  for (const l of r.perLayer) out.push(`  layer ${String(l.layer).padEnd(4)} ${l.coactivation.map((p) => `${p.i}→${p.j} ${pct(p.p).trim()}`).join('   ') || '-'}`);
+  for (const l of r.perLayer) out.push(`  layer ${String(l.layer).padEnd(4)} ${l.coactivation.map((p) => `${p.i}→${p.j} ${pct(p.p).trim()} of ${p.n}`).join('   ') || '-'}`);
   if (r.transitions.length > 0) {
     out.push('');
     out.push(`cross-layer transitions P(j at next | i), top pairs (random: ${pct(b.transition).trim()})`);
-    for (const t of r.transitions) out.push(`  ${t.from}→${t.to}  ${t.top.map((p) => `${p.i}→${p.j} ${pct(p.p).trim()} (lift ${fix(p.lift, 2)})`).join('   ') || '-'}`);
+    for (const t of r.transitions) out.push(`  ${t.from}→${t.to}  ${t.top.map((p) => `${p.i}→${p.j} ${pct(p.p).trim()} of ${p.n} (lift ${fix(p.lift, 2)})`).join('   ') || '-'}`);
   }
   const vocab = r.perLayer.filter((l) => l.vocabulary.tokens > 0);
   if (vocab.length > 0) {
@@ -283,7 +285,7 @@ export function formatReport(r: AnalysisReport): string {
     out.push('');
     out.push(`specialization by ${r.by.field}: share_D(e) of the group's tokens routed to e (random: ${pct(b.domainShare).trim()} = k/E)`);
     for (const g of r.by.groups) {
-      out.push(`  ${r.by.field} = ${JSON.stringify(g.value)}  (${g.runs} run(s), ${g.positions} positions), max share ${pct(g.maxShare).trim()}`);
+      out.push(`  ${r.by.field} ${g.value === null ? 'not set' : `= ${JSON.stringify(g.value)}`}  (${g.runs} run(s), ${g.positions} positions), max share ${pct(g.maxShare).trim()}`);
       for (const l of g.layers) out.push(`    layer ${String(l.layer).padEnd(4)} ${l.top.map((e) => `expert ${e.expert} ${pct(e.share).trim()} (lift ${fix(e.lift, 2)})`).join('   ')}`);
     }
   }

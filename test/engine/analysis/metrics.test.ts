@@ -22,7 +22,7 @@ import {
   topPairs,
   vocabularySpecialization,
 } from '../../../engine/analysis/metrics/index.ts';
-import { analyzeTraces } from '../../../engine/analysis/report.ts';
+import { analyzeTraces, formatReport } from '../../../engine/analysis/report.ts';
 import { seededRandom } from '../../../engine/generate/sampling.ts';
 import { handTrace, randomTrace } from './synthetic.ts';
 
@@ -195,6 +195,23 @@ describe('analysis report', () => {
     close(code.layers[0]!.top[0]!.lift!, 1 / (3 / 5), 1e-12, 'share 1 against 3 of 5 positions overall');
     assert.equal(r.perLayer[0]!.load.counts.reduce((a, b) => a + b, 0), 10);
     assert.equal(r.perLayer[0]!.consecutive.pairs, 3, 'pairs never cross runs');
+  });
+
+  it('keeps runs without the field apart from a run whose value merely reads "(none)", and lists --top experts per group', () => {
+    const more = [...runs, handTrace([[1, 2]], 4, { runId: 'c', fields: {} }), handTrace([[2, 3]], 4, { runId: 'd', fields: { domain: '(none)' } })];
+    const r = analyzeTraces(more, { by: 'domain', top: 4 });
+    assert.deepEqual(r.by!.groups.map((g) => [g.value, g.runs]), [['code', 1], ['prose', 1], [null, 1], ['(none)', 1]]);
+    assert.equal(r.by!.groups[0]!.layers[0]!.top.length, 4);
+    assert.match(formatReport(r), /domain not set {2}\(1 run\(s\)/);
+  });
+
+  it('gives every co-activation pair the positions it rests on', () => {
+    const r = analyzeTraces(runs);
+    // Expert 0 was chosen at 3 positions, with 1 at two of them: P(1 | 0) = 2/3 of 3.
+    const pair = r.perLayer[0]!.coactivation.find((p) => p.i === 0 && p.j === 1)!;
+    close(pair.p, 2 / 3);
+    assert.equal(pair.n, 3);
+    assert.match(formatReport(r), /0→1 66\.7 ?% of 3/);
   });
 
   it('is plain JSON: no NaN, undefined or Infinity hides in it', () => {
