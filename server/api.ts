@@ -23,8 +23,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { traceFromRunEvents } from '../engine/analysis/events.ts';
 import { exportSidecar, exportStream, loadSource, type TraceFormat, type TraceSource } from '../engine/analysis/formats/index.ts';
+import { paramsDoc } from '../engine/analysis/meta.ts';
 import { analyzeTraces } from '../engine/analysis/report.ts';
-import type { Json, JsonObject, RunTrace } from '../engine/analysis/trace.ts';
+import type { Json, RunTrace } from '../engine/analysis/trace.ts';
 import { AnalysisError } from '../engine/analysis/errors.ts';
 import type { Logger } from './log.ts';
 import type { ModelRegistry } from './models.ts';
@@ -80,11 +81,22 @@ function allEvents(ctx: RunReader, id: string): RunEvent[] {
 function traceOfEvents(ctx: RunReader, id: string, events: readonly RunEvent[]): RunTrace | null {
   const run = ctx.store.get(id);
   if (!run) throw new HttpError(404, 'API_NOT_FOUND', `no run ${id}`);
-  if (!events.some((e) => e.t === 'started')) return null;
+  const started = events.find((e) => e.t === 'started');
+  if (!started) return null;
   const p = run.params;
   return traceFromRunEvents(id, events, {
     prompt: p.prompt ?? null,
-    params: JSON.parse(JSON.stringify({ ...p, interventions: undefined })) as JsonObject,
+    // What the engine ran: the capped token budget and the drawn seed come from the run's start.
+    params: paramsDoc({
+      maxNewTokens: started.maxNewTokens,
+      temperature: p.sampling?.temperature,
+      topP: p.sampling?.topP,
+      topKSampling: p.sampling?.topK,
+      seed: started.seed,
+      ignoreEos: p.ignoreEos,
+      stop: p.stop,
+      interventions: p.interventions,
+    }),
     interventions: (p.interventions ?? null) as Json | null,
   });
 }

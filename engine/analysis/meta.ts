@@ -42,6 +42,36 @@ const documentSchema = z.object({
 
 export type TraceDocument = z.infer<typeof documentSchema>;
 
+/** What a run was generated with, as the engine ran it. */
+export interface GenerationSettings {
+  readonly maxNewTokens: number;
+  readonly temperature?: number | undefined;
+  readonly topP?: number | undefined;
+  readonly topKSampling?: number | undefined;
+  readonly seed: number;
+  readonly ignoreEos?: boolean | undefined;
+  readonly stop?: readonly string[] | undefined;
+  readonly interventions?: object | undefined;
+}
+
+/**
+ * A run's `params` as every trace records them (`moe-lab trace`, server exports): snake_case, greedy
+ * as temperature 0, unset top-p as null; sampling top-k and stop strings only when given (so
+ * traces made before they were recorded still resume).
+ */
+export function paramsDoc(g: GenerationSettings): JsonObject {
+  return {
+    max_new_tokens: g.maxNewTokens,
+    temperature: g.temperature ?? 0,
+    top_p: g.topP ?? null,
+    ...(g.topKSampling !== undefined ? { top_k_sampling: g.topKSampling } : {}),
+    seed: g.seed,
+    ignore_eos: g.ignoreEos ?? false,
+    ...(g.stop && g.stop.length > 0 ? { stop: [...g.stop] } : {}),
+    interventions: JSON.parse(JSON.stringify(g.interventions ?? {})) as Json,
+  };
+}
+
 export function runDoc(t: RunTrace): RunDoc {
   return {
     run_id: t.runId,

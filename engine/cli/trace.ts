@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { AnalysisError, AnalysisErrorCode } from '../analysis/errors.ts';
 import { TraceBuilder } from '../analysis/events.ts';
 import { formatProgress } from '../analysis/progress.ts';
+import { paramsDoc } from '../analysis/meta.ts';
 import { readPromptsFile, type PromptSpec } from '../analysis/prompts.ts';
 import { TraceOutput } from '../analysis/trace-output.ts';
 import type { Json, JsonObject } from '../analysis/trace.ts';
@@ -110,14 +111,7 @@ const PROMPT_ERRORS: ReadonlySet<string> = new Set([EngineErrorCode.PROMPT_TOO_L
 
 /** Parameters recorded with every run; a resumed trace must use the same. */
 function runParams(a: TraceArgs): JsonObject {
-  return {
-    max_new_tokens: a.maxNewTokens,
-    temperature: a.temperature ?? 0,
-    top_p: a.topP ?? null,
-    seed: a.seed,
-    ignore_eos: a.ignoreEos,
-    interventions: a.interventions as unknown as Json,
-  };
+  return paramsDoc({ maxNewTokens: a.maxNewTokens, temperature: a.temperature, topP: a.topP, seed: a.seed, ignoreEos: a.ignoreEos, interventions: a.interventions });
 }
 
 function requestFor(p: PromptSpec, a: TraceArgs): GenerateRequest {

@@ -56,8 +56,14 @@ describe('trace export over REST', () => {
     const csv = await fetch(`${server.url}/api/traces?format=csv&runs=${runB}`, { headers: auth() });
     assert.match(csv.headers.get('content-type') ?? '', /text\/csv/);
     assert.ok((await csv.text()).includes('"""'), 'quotes inside token text are escaped');
-    const sidecar = (await (await fetch(`${server.url}/api/traces?format=csv&runs=${runB}&part=sidecar`, { headers: auth() })).json()) as { runs: { run_id: string; prompt: string }[] };
+    const sidecar = (await (await fetch(`${server.url}/api/traces?format=csv&runs=${runB}&part=sidecar`, { headers: auth() })).json()) as { runs: { run_id: string; prompt: string; params: Record<string, unknown> }[] };
     assert.deepEqual(sidecar.runs.map((r) => [r.run_id, r.prompt]), [[runB, 'a, "quoted"\nline']], 'the sidecar is the run metadata document');
+    // Recorded as moe-lab trace records them: snake_case, what the engine ran (the seed it drew).
+    const params = sidecar.runs[0]!.params;
+    assert.deepEqual(Object.keys(params), ['max_new_tokens', 'temperature', 'top_p', 'seed', 'ignore_eos', 'interventions']);
+    assert.deepEqual([params['max_new_tokens'], params['temperature'], params['top_p'], params['ignore_eos']], [6, 0, null, true]);
+    assert.ok(Number.isInteger(params['seed']));
+    assert.deepEqual(params['interventions'], { ban: [{ layer: 'all', expert: 3 }] });
   });
 
   it('a JSONL export of a run that grows while it is written agrees with itself: rows stop where its header does', async () => {
