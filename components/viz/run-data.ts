@@ -57,6 +57,8 @@ export class RunData {
   // Per position. Arrays are replaced when they grow: read them again after each append.
   tokenIds = new Int32Array(0);
   texts: (string | null)[] = [];
+  /** Positions whose token only starts a character the next token completes (no text of its own). */
+  private readonly partials = new Set<number>();
   phases = new Uint8Array(0);
   /** NaN where the engine gave none (prompt tokens). */
   logprobs = new Float32Array(0);
@@ -156,6 +158,11 @@ export class RunData {
     return this.texts[index] ?? `[${this.tokenIds[index]}]`;
   }
 
+  /** Whether the token at `index` only starts a character that a later token completes. */
+  isPartial(index: number): boolean {
+    return this.partials.has(index);
+  }
+
   /** Top-1 expert of position `index` at MoE layer `layer` (routing order), or -1. */
   topExpert(index: number, layer: number): number {
     if (!this.hasRouting(index) || layer < 0 || layer >= this.numLayers) return -1;
@@ -224,6 +231,8 @@ export class RunData {
     // A token that completes a character split over tokens shows it whole (its delta); one that
     // only starts it has no text of its own, and shows the tokenizer's (a replacement mark).
     this.texts[e.index] = e.delta || e.text;
+    if (e.delta === '' && e.text !== '') this.partials.add(e.index);
+    else this.partials.delete(e.index);
     this.phases[e.index] = PHASE_CODE[e.phase];
     this.logprobs[e.index] = e.logprob ?? NaN;
   }

@@ -60,6 +60,7 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
   const texts: string[] = [];
   let legendKey = '';
   let detailsKey = '';
+  let detailsHeight = 0;
 
   const scheduler = frameScheduler(() => draw(false));
 
@@ -82,6 +83,8 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
       for (const s of spans.splice(0)) s.remove();
       texts.length = 0;
       hovered = pinned = -1;
+      detailsHeight = 0;
+      details.style.removeProperty('min-height');
       show(-1);
     }
     syncOptions(select, Array.from({ length: data.numLayers }, (_, l) => data.layerLabel(l)), L);
@@ -92,6 +95,8 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
       next.set(keys.subarray(0, Math.min(keys.length, spans.length)));
       keys = next;
     }
+    // Follow a streaming run while the reader is at the end; leave them where they scrolled to otherwise.
+    const following = strip.scrollHeight - strip.scrollTop - strip.clientHeight < 8;
     const fragment = document.createDocumentFragment();
     for (let i = spans.length; i < n; i++) {
       const s = document.createElement('span');
@@ -99,7 +104,7 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
       s.dataset.index = String(i);
       s.setAttribute('role', 'listitem');
       spans.push(s);
-      texts.push('');
+      texts.push('\u0000'); // never a token's text: the first draw always sets it
       keys[i] = -2;
       fragment.appendChild(s);
     }
@@ -109,10 +114,16 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
     const top1 = new Uint32Array(data.numExperts);
     for (let i = 0; i < n; i++) {
       const s = spans[i]!;
-      const text = data.hasToken(i) ? stripText(data.tokenLabel(i)) : '…';
+      // A token that only starts a character reads as part of the next one: an empty dotted box, so
+      // the strip reads as the text ("Москва", not "�Москва").
+      const partial = data.hasToken(i) && data.isPartial(i);
+      const text = !data.hasToken(i) ? '…' : partial ? '' : stripText(data.tokenLabel(i));
       if (texts[i] !== text) {
         s.textContent = text;
         texts[i] = text;
+        s.classList.toggle('viz-tok-partial', partial);
+        if (partial) s.title = 'part of a character: the next token completes it';
+        else s.removeAttribute('title');
       }
       const e = data.topExpert(i, L);
       if (e >= 0 && e < top1.length) top1[e]++;
@@ -131,6 +142,7 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
       }
       s.classList.toggle('viz-tok-focus', focusExpert >= 0 && e === focusExpert);
     }
+    if (following && n > 0) strip.scrollTop = strip.scrollHeight;
     drawLegend(top1, data);
     setText(info, `${data.tokenCount} tokens · ${data.routedCount} routed`);
     // While a run streams, rebuild the details only when the shown token itself changed.
@@ -182,6 +194,13 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
     } else {
       showHint(details, HINT);
       detailsKey = '';
+    }
+    // The panel keeps the tallest height it has had, so the views below do not jump each time the
+    // pointer enters or leaves a token.
+    const h = details.getBoundingClientRect().height;
+    if (h > detailsHeight) {
+      detailsHeight = h;
+      details.style.minHeight = `${h}px`;
     }
   }
 

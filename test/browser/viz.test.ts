@@ -65,6 +65,8 @@ describe('routing views in the browser', () => {
   }
 
   it('the heatmap and the token strip update while tokens arrive', async () => {
+    // A short strip box, so this run's text outgrows it and the strip has to follow the stream.
+    await page.addStyleTag({ content: '[data-testid="token-strip"] .viz-tokens { max-height: 80px; }' });
     await page.evaluate(() => {
       const seen: { heat: string | null; tokens: number }[] = [];
       (window as unknown as { __seen: typeof seen }).__seen = seen;
@@ -87,9 +89,14 @@ describe('routing views in the browser', () => {
     // The routing grid followed the run to its last row, the final batch included.
     const grid = await page.locator('.viz-grid-scroller').evaluate((el) => ({ top: el.scrollTop, max: el.scrollHeight - el.clientHeight }));
     assert.ok(grid.max > 0 && grid.top >= grid.max - 1, `grid scrolled to ${grid.top} of ${grid.max}`);
+    // So did the token strip, once its text outgrew its box.
+    const strip = await play().locator('[data-testid="token-strip"] .viz-tokens').evaluate((el) => ({ top: el.scrollTop, max: el.scrollHeight - el.clientHeight }));
+    assert.ok(strip.max > 0 && strip.top >= strip.max - 1, `token strip scrolled to ${strip.top} of ${strip.max}`);
   });
 
   it('hovering a token shows exactly the stored routing at every layer', async () => {
+    const heatTop = async () => (await play().locator('[data-testid="expert-heatmap"]').boundingBox())!.y;
+    const positions: number[] = [];
     for (const index of [3, 40, 321]) {
       await play().locator(`[data-testid="token-strip"] [data-index="${index}"]`).first().hover();
       const panel = play().locator(`[data-testid="token-details"][data-index="${index}"]`).first();
@@ -103,7 +110,21 @@ describe('routing views in the browser', () => {
         const text = await rows.nth(m).innerText();
         for (let j = 0; j < k; j++) assert.ok(text.includes(r.w[m * k + j]!.toFixed(2)) || text.includes(r.w[m * k + j]!.toFixed(3)), `weight ${r.w[m * k + j]} in "${text}"`);
       }
+      positions.push(await heatTop());
+      await page.mouse.move(5, 5);
+      positions.push(await heatTop());
     }
+    // The details panel keeps its height: the views below stay put as the pointer comes and goes.
+    assert.equal(new Set(positions).size, 1, `heatmap top at ${positions.join(', ')}`);
+  });
+
+  it('a character split over tokens reads whole in the strip: the token that only starts it is an empty box', async () => {
+    await runPrompt('Москва — столица', 2);
+    const tokens = play().locator('[data-testid="token-strip"] [data-index]');
+    const text = (await tokens.allTextContents()).join('');
+    // The prompt reads as typed (a random model's own bytes after it may be invalid UTF-8).
+    assert.ok(text.startsWith('Москва — столица'), text);
+    assert.ok((await play().locator('[data-testid="token-strip"] .viz-tok-partial').count()) > 0, 'the tokenizer splits these characters');
   });
 
   it('marks the experts a load-balancing bias chose, and names those it displaced (DeepSeek-V3)', async () => {
