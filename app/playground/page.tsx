@@ -6,7 +6,7 @@ import { LabClient, engineSocketUrl } from '../../components/lab-client';
 import { RunCache } from '../../components/runs';
 import { RunView } from '../../components/notebook/run-view';
 import { promptParams, newCell, type Cell } from '../../components/notebook/model';
-import { CellView } from '../../components/notebook/cells';
+import { CellView, fieldProblems } from '../../components/notebook/cells';
 
 export default function Playground() {
   const client = useRef<LabClient | null>(null);
@@ -37,6 +37,8 @@ export default function Playground() {
     setError(null);
     setRunning(true);
     try {
+      const bad = fieldProblems(cell.id);
+      if (bad.length > 0) throw new Error(`${bad.join('; ')}: correct the marked field to run`);
       let id = '';
       id = await c.generate(promptParams(cell), {
         onEvents: (evs) => {

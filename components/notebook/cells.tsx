@@ -138,7 +138,27 @@ function num(v: string): number | undefined | null {
  * default) is passed on. Anything else is kept, marked with the reason, and changes nothing: the
  * cell keeps its last valid value, so the notebook still saves.
  */
-function NumberField({ label, width, range, value, onChange }: { label: string; width: number; range: NumberRange; value: number | undefined; onChange(v: number | undefined): void }) {
+/**
+ * The number fields of each cell whose text is not a valid value, by label. A run of the cell is
+ * refused while any is listed (`fieldProblems`): the cell still holds the last valid value, and a
+ * run with it would not be the run the screen shows.
+ */
+const invalidFields = new Map<string, Map<string, string>>();
+
+/** Why the cell's number fields cannot run as shown (empty when they can). */
+export function fieldProblems(cellId: string): string[] {
+  return [...(invalidFields.get(cellId)?.values() ?? [])];
+}
+
+function reportField(cellId: string, label: string, problem: string | null): void {
+  const fields = invalidFields.get(cellId) ?? new Map<string, string>();
+  if (problem === null) fields.delete(label);
+  else fields.set(label, problem);
+  if (fields.size === 0) invalidFields.delete(cellId);
+  else invalidFields.set(cellId, fields);
+}
+
+function NumberField({ cellId, label, width, range, value, onChange, hint }: { cellId: string; label: string; width: number; range: NumberRange; value: number | undefined; onChange(v: number | undefined): void; hint?: string | undefined }) {
   const [text, setText] = useState(value === undefined ? '' : String(value));
   // A value changed from outside (another tab, a reload) replaces the text; the field's own do not.
   useEffect(() => {
@@ -147,6 +167,10 @@ function NumberField({ label, width, range, value, onChange }: { label: string; 
   }, [value]);
   const parsed = num(text);
   const problem = parsed === null ? `${label} must be a number, got '${text}'` : rangeProblem(label, parsed, range);
+  useEffect(() => {
+    reportField(cellId, label, problem);
+    return () => reportField(cellId, label, null);
+  }, [cellId, label, problem]);
   return (
     <label className="field">
       {label}
@@ -156,7 +180,7 @@ function NumberField({ label, width, range, value, onChange }: { label: string; 
         inputMode="decimal"
         aria-label={label}
         aria-invalid={problem !== null}
-        title={problem ?? undefined}
+        title={problem ?? hint}
         onChange={(e) => {
           setText(e.target.value);
           const n = num(e.target.value);
@@ -188,11 +212,11 @@ function ExpertListField({ label, placeholder, width, value, onChange }: { label
 }
 
 /** `notebookModel`: the model a cell without its own runs on (undefined outside a notebook). */
-function PromptControls({ p, models, notebookModel, onChange }: { p: PromptSettings; models: ModelSummary[]; notebookModel?: string | null; onChange(p: PromptSettings): void }) {
+function PromptControls({ cellId, p, models, notebookModel, onChange }: { cellId: string; p: PromptSettings; models: ModelSummary[]; notebookModel?: string | null; onChange(p: PromptSettings): void }) {
   const set = <K extends keyof PromptSettings>(k: K, v: PromptSettings[K]) => onChange({ ...p, [k]: v });
   // An empty field means the default (for max tokens, the server's), as an absent setting does in the file.
-  const field = (label: string, k: 'maxNewTokens' | 'temperature' | 'topP' | 'seed' | 'expertsPerToken' | 'topKSampling', width = 64) => (
-    <NumberField label={label} width={width} range={PARAM_RANGES[k]} value={p[k]} onChange={(v) => set(k, v)} />
+  const field = (label: string, k: 'maxNewTokens' | 'temperature' | 'topP' | 'seed' | 'expertsPerToken' | 'topKSampling', width = 64, hint?: string) => (
+    <NumberField cellId={cellId} label={label} width={width} range={PARAM_RANGES[k]} value={p[k]} onChange={(v) => set(k, v)} hint={hint} />
   );
   const own = p.model;
   return (
@@ -213,11 +237,11 @@ function PromptControls({ p, models, notebookModel, onChange }: { p: PromptSetti
       {field('max tokens', 'maxNewTokens', 56)}
       {field('temperature', 'temperature', 56)}
       {field('top-p', 'topP', 48)}
-      {field('top-k', 'topKSampling', 40)}
+      {field('sampling top-k', 'topKSampling', 40, 'sample the next token among the k likeliest (0 or empty: all); not the routing top-k, which is experts/token')}
       {field('seed', 'seed', 56)}
       <ExpertListField label="ban" placeholder="L:E, *:E" width={96} value={p.ban} onChange={(v) => set('ban', v)} />
       <ExpertListField label="force" placeholder="L:E" width={80} value={p.force} onChange={(v) => set('force', v)} />
-      {field('experts/token', 'expertsPerToken', 48)}
+      {field('experts/token', 'expertsPerToken', 48, "the router's top-k: how many experts each token is sent to at every MoE layer (empty: the model's own)")}
     </div>
   );
 }
@@ -293,7 +317,7 @@ export function CellView(props: CellProps) {
     case 'prompt':
       body = (
         <>
-          <PromptControls p={cell.prompt!} models={props.models} notebookModel={props.notebookModel} onChange={(prompt) => props.onPatch({ prompt })} />
+          <PromptControls cellId={cell.id} p={cell.prompt!} models={props.models} notebookModel={props.notebookModel} onChange={(prompt) => props.onPatch({ prompt })} />
           <TextEditor {...editorProps} label="prompt" placeholder="Prompt text" />
         </>
       );

@@ -229,7 +229,7 @@ export function promptParams(cell: Cell, notebookModel: string | null = null): R
   checkNumber('max tokens', p.maxNewTokens, PARAM_RANGES.maxNewTokens);
   checkNumber('temperature', p.temperature, PARAM_RANGES.temperature);
   checkNumber('top-p', p.topP, PARAM_RANGES.topP);
-  checkNumber('top-k', p.topKSampling, PARAM_RANGES.topKSampling);
+  checkNumber('sampling top-k', p.topKSampling, PARAM_RANGES.topKSampling);
   checkNumber('seed', p.seed, PARAM_RANGES.seed);
   checkNumber('experts/token', p.expertsPerToken, PARAM_RANGES.expertsPerToken);
   const ban = parseExpertList(p.ban);

@@ -514,7 +514,7 @@ describe('notebook in the browser', () => {
     const cell = fresh.locator('[data-testid="cell"]').nth(0);
     const temperature = cell.getByLabel('temperature');
     await temperature.waitFor();
-    assert.equal(await cell.getByLabel('top-k').inputValue(), '4', 'a sampling top-k in the file is shown');
+    assert.equal(await cell.getByLabel('sampling top-k').inputValue(), '4', 'a sampling top-k in the file is shown');
     // One Backspace on 0.7 leaves "0." (still 0.x on the way to another digit), not "0".
     await temperature.click();
     await temperature.press('End');
@@ -534,7 +534,7 @@ describe('notebook in the browser', () => {
     await seed.fill('');
     await seed.pressSequentially('7');
     assert.equal(await seed.getAttribute('aria-invalid'), 'false');
-    const topK = cell.getByLabel('top-k');
+    const topK = cell.getByLabel('sampling top-k');
     await topK.fill('');
     await topK.pressSequentially('12');
     await fresh.getByLabel('save', { exact: true }).click();

@@ -184,6 +184,18 @@ describe('routing views in the browser', () => {
     assert.match(await heatmapCell(0, (banned + 1) % E, L, E), /selections/);
   });
 
+  it('refuses to run while a number field holds an invalid value, instead of running the last valid one', async () => {
+    const k = play().getByLabel('experts/token');
+    await k.fill('0');
+    assert.equal(await k.getAttribute('aria-invalid'), 'true');
+    const before = await page.locator('.run-view').getAttribute('data-run-id');
+    await play().getByRole('button', { name: 'run cell' }).click();
+    await page.locator('p.error', { hasText: /experts\/token .*: correct the marked field to run/ }).waitFor();
+    assert.equal(await page.locator('.run-view').getAttribute('data-run-id'), before, 'no run started');
+    await k.fill('');
+    assert.equal(await k.getAttribute('aria-invalid'), 'false');
+  });
+
   it('writes a screenshot of each view', async () => {
     for (const id of ['token-strip', 'expert-heatmap', 'routing-grid', 'latency-summary', 'coactivation-details']) {
       const el = play().locator(`[data-testid="${id}"]`).first();
