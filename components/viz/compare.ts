@@ -100,8 +100,9 @@ export function createCompare(container: HTMLElement, initial: CompareProps): Co
       s.dataset.diff = kind;
       s.className = `viz-tok viz-diff-${kind}`;
       if (kind === 'same') s.replaceChildren(ta);
-      else if (kind === 'only-a') s.replaceChildren(el('span', { className: 'viz-diff-a', text: ta }));
-      else if (kind === 'only-b') s.replaceChildren(el('span', { className: 'viz-diff-b', text: tb }));
+      // A position only one run has keeps that run's line: A's on top, B's below an empty A line.
+      else if (kind === 'only-a') s.replaceChildren(el('span', { className: 'viz-diff-a', text: ta }), el('span', { className: 'viz-diff-gap' }));
+      else if (kind === 'only-b') s.replaceChildren(el('span', { className: 'viz-diff-gap' }), el('span', { className: 'viz-diff-b', text: tb }));
       else s.replaceChildren(el('span', { className: 'viz-diff-a', text: ta }), el('span', { className: 'viz-diff-b', text: tb }));
     }
   }

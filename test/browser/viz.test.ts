@@ -226,6 +226,12 @@ describe('routing views in the browser', () => {
     // Until run B has loaded the summary asks for a second run; then it reports the comparison.
     await page.locator('[data-testid="compare-summary"]', { hasText: /\d/ }).first().waitFor({ timeout: 30_000 });
     assert.match(await page.locator('[data-testid="compare-summary"]').first().innerText(), /positions differ/);
+    // Runs of different lengths: a position only one run has stays on that run's line.
+    const offset = (sel: string) => cmp.locator(sel).evaluateAll((els) => els.map((e) => e.getBoundingClientRect().top - e.parentElement!.getBoundingClientRect().top));
+    const [onlyA, onlyB, both] = [await offset('[data-diff="only-a"] .viz-diff-a'), await offset('[data-diff="only-b"] .viz-diff-b'), await offset('[data-diff="different"] .viz-diff-b')];
+    assert.ok(onlyA.length + onlyB.length > 0 && both.length > 0, 'the two runs differ in length');
+    assert.ok(onlyA.every((y) => y < 2), `A-only tokens on the top line (${onlyA.join(', ')})`);
+    assert.ok(onlyB.every((y) => y > 5 && Math.abs(y - both[0]!) < 1), `B-only tokens on B's line (${onlyB.join(', ')}; B's line at ${both[0]})`);
     await cmp.screenshot({ path: join(ARTIFACTS, 'view-compare.png') });
   });
 
