@@ -5,7 +5,7 @@
  * scale; rows of experts never chosen are left empty.
  */
 import { packRgba, toCss } from './color';
-import { el, layerSelect, Listeners, setText, syncOptions } from './dom';
+import { el, expertTicks, layerSelect, Listeners, setText, syncOptions } from './dom';
 import { formatWeight } from './format';
 import { matrixGeometry } from './layout';
 import { MatrixCanvas } from './matrix-canvas';
@@ -50,8 +50,12 @@ export function createCoactivation(container: HTMLElement, initial: Coactivation
   const select = layerSelect(toolbar, 'coactivation-layer', 'layer');
   const legend = new RampLegend(toolbar, 'coactivation-legend');
   const info = el('span', { className: 'viz-muted' }, toolbar);
-  const wrap = el('div', { className: 'viz-matrix-wrap' }, root);
-  el('div', { className: 'viz-muted viz-caption', text: 'row i = given expert i · column j = P(j | i)' }, wrap);
+  el('div', { className: 'viz-muted viz-caption', text: 'row i = given expert i · column j = P(j | i)' }, root);
+  const body = el('div', { className: 'viz-heatmap-body' }, root);
+  // Row labels down the left, column labels across the top, as in a printed matrix.
+  const rowAxis = el('div', { className: 'viz-axis-y viz-muted' }, body);
+  const wrap = el('div', { className: 'viz-matrix-wrap' }, body);
+  const colAxis = el('div', { className: 'viz-axis viz-muted' }, wrap);
   const matrix = new MatrixCanvas(wrap, 'coactivation-canvas', EMPTY);
   const details = el('div', { className: 'viz-details-line', testId: 'coactivation-details', attrs: { 'aria-live': 'polite' } }, root);
   setText(details, 'Hover a cell for P(j | i) and its counts.');
@@ -92,6 +96,12 @@ export function createCoactivation(container: HTMLElement, initial: Coactivation
       return Number.isNaN(v) ? EMPTY : ramp[rampIndex(v / scale)]!;
     });
     matrix.outline(hovered, toCss(THEME.text));
+    colAxis.style.width = `${geom.width}px`;
+    colAxis.style.overflow = 'hidden';
+    expertTicks(colAxis, E, geom.cellWidth, geom.width, 'x');
+    rowAxis.style.height = `${geom.height}px`;
+    rowAxis.style.marginTop = `${colAxis.offsetHeight}px`;
+    expertTicks(rowAxis, E, geom.cellHeight, geom.height, 'y');
     legend.set(sequentialRamp(), [{ at: 0, label: '0' }, { at: 1, label: formatWeight(scale) }], 'P(j | i); the scale ends at the largest off-diagonal value');
     setText(info, `${r.co.tokens} routed tokens at ${data.layerLabel(layer)}`);
     root.dataset.version = String(data.version);

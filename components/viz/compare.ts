@@ -5,7 +5,7 @@
  * variation distance as text.
  */
 import { packRgba, toCss } from './color';
-import { el, Listeners, setText } from './dom';
+import { el, expertTicks, Listeners, setText } from './dom';
 import { formatNum, formatPct, visibleToken } from './format';
 import { matrixGeometry } from './layout';
 import { MatrixCanvas } from './matrix-canvas';
@@ -166,7 +166,10 @@ export function createCompare(container: HTMLElement, initial: CompareProps): Co
       );
     }
     const h = `${rowHeight}px`;
-    axis.style.height = h;
+    axis.style.height = axis.style.lineHeight = h;
+    axis.style.width = `${geom.width}px`;
+    axis.style.overflow = 'hidden';
+    expertTicks(axis, E, geom.cellWidth, geom.width, 'x');
     for (const col of [labels, statsCol]) for (const r of Array.from(col.children) as HTMLElement[]) if (r.style.height !== h) r.style.height = r.style.lineHeight = h;
     for (let l = 0; l < L; l++) setText(statsCol.children[l + 1]!, formatNum(u.totalVariation[l]!, 3));
     if (hoveredCell) describeCell(hoveredCell.row, hoveredCell.col);

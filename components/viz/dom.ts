@@ -140,3 +140,27 @@ export function swatch(parent: Element, color: string): HTMLElement {
   s.style.background = color;
   return s;
 }
+
+/**
+ * Expert ids along a matrix edge: across the top ('x') or down the left side ('y'), every few cells
+ * so labels never collide (about 7 px a character across, 12 px a line down). Across, a label
+ * that would run past the matrix is left out; the axis clips what an estimate misses.
+ */
+export function expertTicks(axis: HTMLElement, experts: number, cell: number, length: number, direction: 'x' | 'y'): void {
+  const key = `${experts}:${cell}:${length}:${direction}`;
+  if (axis.dataset.key === key) return;
+  axis.dataset.key = key;
+  const every = Math.max(1, Math.ceil((direction === 'x' ? 40 : 12) / cell));
+  const ticks: HTMLElement[] = [];
+  for (let e = 0; e < experts; e += every) {
+    if (direction === 'x' && e > 0 && e * cell + 7 * (String(e).length + 1) > length) break;
+    const t = el('span', { text: `e${e}` });
+    if (direction === 'x') t.style.left = `${e * cell}px`;
+    else {
+      t.style.top = `${e * cell + cell / 2}px`;
+      t.style.transform = 'translateY(-50%)';
+    }
+    ticks.push(t);
+  }
+  axis.replaceChildren(...ticks);
+}

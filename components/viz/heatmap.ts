@@ -5,7 +5,7 @@
  * 1/E, so "fair load" is the neutral middle and over- and under-used experts stand out. Each row ends
  * with its load statistics as text.
  */
-import { el, Listeners, setText } from './dom';
+import { el, expertTicks, Listeners, setText } from './dom';
 import { formatNum, formatPct } from './format';
 import { matrixGeometry } from './layout';
 import { MatrixCanvas } from './matrix-canvas';
@@ -133,24 +133,10 @@ export function createHeatmap(container: HTMLElement, initial: HeatmapProps): He
       const row = statsCol.children[l + 1];
       if (row) setText(row, s.total === 0 ? '–' : `${formatNum(s.cv)} · ${formatNum(s.maxOverMean)} · ${formatNum(s.normalizedEntropy)}`);
     }
-    const tickEvery = Math.max(1, Math.ceil(40 / geom.cellWidth));
-    const axisKey = `${E}:${geom.cellWidth}:${rowHeight}`;
-    if (axis.dataset.key !== axisKey) {
-      axis.dataset.key = axisKey;
-      axis.style.width = `${geom.width}px`;
-      axis.style.height = axis.style.lineHeight = `${rowHeight}px`;
-      const ticks: HTMLElement[] = [];
-      // Labels are about 7 px a character: one that would run past the matrix into the stats
-      // column's header is left out, and the axis clips what an estimate misses.
-      axis.style.overflow = 'hidden';
-      for (let e = 0; e < E; e += tickEvery) {
-        if (e > 0 && e * geom.cellWidth + 7 * (String(e).length + 1) > geom.width) break;
-        const t = el('span', { text: `e${e}` });
-        t.style.left = `${e * geom.cellWidth}px`;
-        ticks.push(t);
-      }
-      axis.replaceChildren(...ticks);
-    }
+    axis.style.width = `${geom.width}px`;
+    axis.style.height = axis.style.lineHeight = `${rowHeight}px`;
+    axis.style.overflow = 'hidden';
+    expertTicks(axis, E, geom.cellWidth, geom.width, 'x');
 
     const uniform = E > 0 ? 1 / E : 0;
     if (mode === 'share') {

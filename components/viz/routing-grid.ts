@@ -6,10 +6,10 @@
  * scrollbar the full height.
  */
 import { showHint, showTokenDetails } from './details';
-import { el, Listeners, PixelBuffer, setText, sizeCanvas } from './dom';
+import { el, Listeners, PixelBuffer, setText, sizeCanvas, swatch } from './dom';
 import { visibleToken } from './format';
 import { deviceSpan, fitColumnWidth, gridHitTest, maxScrollTop, scrollToReveal, visibleRows, type Cell, type GridGeometry } from './layout';
-import { expertRgb, expertShadeTable, SHADE_LEVELS, shadeLevel, THEME } from './palette';
+import { expertCss, expertRgb, expertShadeTable, SHADE_LEVELS, shadeLevel, THEME } from './palette';
 import { mixRgb, packRgba, toCss } from './color';
 import { frameScheduler, type Renderer } from './renderer';
 import { PHASE_CODE, type RunData } from './run-data';
@@ -39,6 +39,8 @@ export interface RoutingGridRenderer extends Renderer<RoutingGridProps> {
 
 const LABEL_WIDTH = 168;
 const HINT = 'Hover a cell to see the token’s routing; click to pin it (arrow keys move, Esc unpins).';
+/** Experts named in the colour legend; a model with more lists the first ones (hover names any). */
+const LEGEND_LIMIT = 32;
 const PANEL = packRgba(THEME.panel);
 const PENDING = packRgba(THEME.border);
 const PREFILL_MARK = packRgba(THEME.muted);
@@ -64,6 +66,8 @@ export function createRoutingGrid(container: HTMLElement, initial: RoutingGridPr
   const modeSelect = el('select', { testId: 'grid-mode', attrs: { 'aria-label': 'cell content' } }, modeLabel);
   modeSelect.append(new Option('top-1 expert', 'top1'), new Option('all top-k, by weight', 'topk'));
   const info = el('span', { className: 'viz-muted' }, toolbar);
+  // Which colour is which expert, so a class can read the grid without hovering every cell.
+  const legend = el('div', { className: 'viz-legend', testId: 'grid-legend' }, root);
   const header = el('div', { className: 'viz-grid-header' }, root);
   const scroller = el('div', { className: 'viz-grid-scroller', attrs: { tabindex: '0', role: 'grid', 'aria-label': 'routing grid: tokens by layers' } }, root);
   const canvas = el('canvas', { className: 'viz-grid-canvas', testId: 'routing-grid-canvas' }, scroller);
@@ -140,9 +144,25 @@ export function createRoutingGrid(container: HTMLElement, initial: RoutingGridPr
     follow(data);
     paint(data);
     setText(info, `${data.length} tokens × ${data.numLayers} MoE layers · ${data.numExperts} experts, top-${data.topK}`);
+    drawLegend(data.numExperts);
     refreshDetails(data);
     root.dataset.version = String(data.version);
     drawn = { data, version: data.version, key: viewKey() };
+  }
+
+  function drawLegend(experts: number): void {
+    if (legend.dataset.experts === String(experts)) return;
+    legend.dataset.experts = String(experts);
+    const shown = Math.min(experts, LEGEND_LIMIT);
+    const items: HTMLElement[] = [el('span', { className: 'viz-muted', text: 'expert:' })];
+    for (let e = 0; e < shown; e++) {
+      const item = el('span', { className: 'viz-legend-item', attrs: { 'data-expert': String(e) } });
+      swatch(item, expertCss(e));
+      item.append(`e${e}`);
+      items.push(item);
+    }
+    if (experts > shown) items.push(el('span', { className: 'viz-muted', text: `… e${experts - 1} (hover a cell for its expert)` }));
+    legend.replaceChildren(...items);
   }
 
   function paint(data: RunData): void {

@@ -204,11 +204,18 @@ describe('routing views in the browser', () => {
       await ((await view.count()) ? view.first() : el).screenshot({ path: join(ARTIFACTS, `view-${id}.png`) });
     }
     await page.screenshot({ path: join(ARTIFACTS, 'playground-views.png'), fullPage: true });
+    // Every matrix names its experts without hovering: axes on the co-activation matrix, a colour
+    // legend on the routing grid.
+    const labels = (sel: string) => play().locator(sel).allTextContents();
+    assert.equal((await labels('[data-testid="coactivation"] .viz-axis span'))[0], 'e0');
+    assert.deepEqual((await labels('[data-testid="coactivation"] .viz-axis-y span')).slice(0, 2), ['e0', 'e1']);
+    assert.deepEqual((await labels('[data-testid="grid-legend"] [data-expert]')).slice(0, 3), ['e0', 'e1', 'e2']);
   });
 
   it('compares two runs side by side in a notebook viz cell', async () => {
-    const runs = (await (await page.request.get(`${app.url}/api/runs`)).json()) as { runs: { id: string }[] };
-    const [b, a] = runs.runs.map((r) => r.id);
+    // The two latest runs of one model (different prompts and lengths), so both parts of the view show.
+    const runs = (await (await page.request.get(`${app.url}/api/runs`)).json()) as { runs: { id: string; modelId: string }[] };
+    const [b, a] = runs.runs.filter((r) => r.modelId === 'tiny-random').map((r) => r.id);
     const nb = {
       nbformat: 4,
       nbformat_minor: 5,
@@ -226,6 +233,7 @@ describe('routing views in the browser', () => {
     // Until run B has loaded the summary asks for a second run; then it reports the comparison.
     await page.locator('[data-testid="compare-summary"]', { hasText: /\d/ }).first().waitFor({ timeout: 30_000 });
     assert.match(await page.locator('[data-testid="compare-summary"]').first().innerText(), /positions differ/);
+    assert.equal((await cmp.locator('.viz-compare-util .viz-axis span').allTextContents())[0], 'e0', 'the difference matrix names its experts');
     // Runs of different lengths: a position only one run has stays on that run's line.
     const offset = (sel: string) => cmp.locator(sel).evaluateAll((els) => els.map((e) => e.getBoundingClientRect().top - e.parentElement!.getBoundingClientRect().top));
     const [onlyA, onlyB, both] = [await offset('[data-diff="only-a"] .viz-diff-a'), await offset('[data-diff="only-b"] .viz-diff-b'), await offset('[data-diff="different"] .viz-diff-b')];
