@@ -3,9 +3,11 @@
 /** One prompt with every routing view, no notebook needed. */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { LabClient, engineSocketUrl } from '../../components/lab-client';
-import { RunCache } from '../../components/runs';
+import { apiJson } from '../../components/api';
+import { RunCache, useRun } from '../../components/runs';
 import { RunView } from '../../components/notebook/run-view';
-import { promptParams, newCell, type Cell } from '../../components/notebook/model';
+import { promptParams, newCell, settingsFromParams, type Cell } from '../../components/notebook/model';
+import { generateParamsSchema, runDetailSchema } from '../../server/protocol';
 import { CellView, fieldProblems } from '../../components/notebook/cells';
 
 export default function Playground() {
@@ -28,8 +30,26 @@ export default function Playground() {
       setCell((cur) => (cur.prompt && !cur.prompt.model ? { ...cur, prompt: { ...cur.prompt, model: models[0]?.id ?? '' } } : cur));
     };
     void c.connect().catch(() => {});
+    // A reload (or a shared link) shows the run in the address bar again, with the settings it ran
+    // with, and follows it if it is still generating.
+    const shown = new URLSearchParams(window.location.search).get('run');
+    if (shown) {
+      void (async () => {
+        try {
+          const body = await apiJson(await fetch(`/api/runs/${encodeURIComponent(shown)}`), runDetailSchema);
+          const params = generateParamsSchema.safeParse(body.run['params']);
+          if (params.success) setCell((cur) => ({ ...cur, ...settingsFromParams(params.data) }));
+          setRunId(shown);
+          await runs.ensure(shown, c);
+        } catch (e) {
+          setError(`run ${shown.slice(0, 8)}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      })();
+    }
     return () => c.close();
   }, []);
+  const shownRun = useRun(runs, runId);
+  const busy = running || shownRun.status === 'streaming';
 
   const run = async () => {
     const c = client.current;
@@ -48,6 +68,7 @@ export default function Playground() {
       });
       runs.start(id);
       setRunId(id);
+      window.history.replaceState(null, '', `?run=${encodeURIComponent(id)}`);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
       setRunning(false);
@@ -69,7 +90,7 @@ export default function Playground() {
           cells={[cell]}
           selected
           editing={false}
-          running={running}
+          running={busy}
           models={models}
           runs={runs}
           onPatch={(patch) => setCell((cur) => ({ ...cur, ...patch }))}

@@ -3,7 +3,7 @@
  * editor-only state (stale marks). Pure functions over plain data; the file format lives in
  * ./format and is converted at load and save.
  */
-import { inRange, PARAM_RANGES, type NumberRange, type RunEvent } from '../../server/protocol';
+import { inRange, PARAM_RANGES, type GenerateParams, type NumberRange, type RunEvent } from '../../server/protocol';
 import type { Output as FileOutput, JsonObject, RunSummary } from './format';
 import { newCellId as newFormatCellId } from './format/new';
 
@@ -219,6 +219,39 @@ function checkNumber(label: string, v: number | undefined, range: NumberRange): 
 }
 
 /**
+ * A prompt written as token ids, `ids: 5, 17, 3` (for checkpoints without a tokenizer, or to feed
+ * exact tokens); null for a text prompt. Throws a readable message on a malformed list.
+ */
+export function promptIdsOf(source: string): number[] | null {
+  const m = /^\s*ids:(.*)$/s.exec(source);
+  if (!m) return null;
+  const parts = m[1]!.split(/[\s,]+/).filter((x) => x !== '');
+  if (parts.length === 0 || parts.some((x) => !/^\d+$/.test(x))) {
+    throw new Error(`a prompt of token ids is "ids:" and whole numbers, e.g. ids: 5, 17, 3; got '${source.trim().slice(0, 40)}'`);
+  }
+  return parts.map(Number);
+}
+
+/** A prompt cell's text and settings from a run's parameters: promptParams read backwards. */
+export function settingsFromParams(params: GenerateParams): { source: string; prompt: PromptSettings } {
+  const list = (xs: readonly { layer: number | 'all'; expert: number }[] | undefined) => (xs ?? []).map((x) => `${x.layer === 'all' ? '*' : x.layer}:${x.expert}`).join(', ');
+  const s = params.sampling ?? {};
+  const i = params.interventions ?? {};
+  const prompt: PromptSettings = {
+    model: params.model,
+    ban: list(i.ban),
+    force: list(i.force),
+    ...(params.maxNewTokens !== undefined ? { maxNewTokens: params.maxNewTokens } : {}),
+    ...(s.temperature !== undefined ? { temperature: s.temperature } : {}),
+    ...(s.topP !== undefined ? { topP: s.topP } : {}),
+    ...(s.topK !== undefined ? { topKSampling: s.topK } : {}),
+    ...(params.seed !== undefined ? { seed: params.seed } : {}),
+    ...(i.topK !== undefined ? { expertsPerToken: i.topK } : {}),
+  };
+  return { source: params.promptIds ? `ids: ${params.promptIds.join(', ')}` : (params.prompt ?? ''), prompt };
+}
+
+/**
  * The generate parameters of a prompt cell; throws a readable message on a bad field.
  * `notebookModel` is what a cell without a model of its own runs on.
  */
@@ -244,9 +277,10 @@ export function promptParams(cell: Cell, notebookModel: string | null = null): R
     ...(force.length ? { force } : {}),
     ...(p.expertsPerToken !== undefined ? { topK: p.expertsPerToken } : {}),
   };
+  const ids = promptIdsOf(cell.source);
   return {
     model,
-    prompt: cell.source,
+    ...(ids ? { promptIds: ids } : { prompt: cell.source }),
     ...(p.maxNewTokens !== undefined ? { maxNewTokens: p.maxNewTokens } : {}),
     ...(p.seed !== undefined ? { seed: p.seed } : {}),
     ...(Object.keys(sampling).length ? { sampling } : {}),

@@ -30,9 +30,13 @@ export function RunView({ runId, runs, views, compareWith }: { runId: string; ru
   if (failure && failure.t === 'error' && !routed) {
     return (
       <div className="run-view" data-run-id={runId}>
-        <pre className="out-error">{`${failure.code}: ${failure.message}`}</pre>
+        <pre className="out-error">
+          {`${failure.code}: ${failure.message}`}
+          {failure.code === 'ENGINE_NO_TOKENIZER' ? '\nIn a prompt cell, give the prompt as token ids: ids: 5, 17, 3' : ''}
+        </pre>
+        {/* The error is said once, above. */}
         <div className="run-summary muted" data-testid="run-summary">
-          {summaryLine(state.events)} <span className="run-id">run {runId.slice(0, 8)}</span>
+          failed <span className="run-id">run {runId.slice(0, 8)}</span>
         </div>
       </div>
     );

@@ -196,6 +196,33 @@ describe('routing views in the browser', () => {
     assert.equal(await k.getAttribute('aria-invalid'), 'false');
   });
 
+  it('a prompt written as token ids runs as those ids (checkpoints without a tokenizer)', async () => {
+    const runId = await runPrompt('ids: 5, 6, 7, 8', 3);
+    const body = (await (await page.request.get(`${app.url}/api/runs/${runId}`)).json()) as { run: { params: { promptIds?: number[]; prompt?: string } } };
+    assert.deepEqual(body.run.params.promptIds, [5, 6, 7, 8]);
+    assert.equal(body.run.params.prompt, undefined);
+  });
+
+  it('a reload in the middle of a run shows it again, with its settings, and follows it to the end', async () => {
+    await play().getByLabel('model').selectOption('tiny-random');
+    await play().getByLabel('prompt').fill('Reload me while I stream');
+    await play().getByLabel('max tokens').fill('900');
+    await play().getByLabel('ban').fill('*:5');
+    await play().getByRole('button', { name: 'run cell' }).click();
+    await page.waitForURL(/\/playground\?run=/);
+    const runId = new URL(page.url()).searchParams.get('run')!;
+    await play().locator('[data-testid="token-strip"] [data-index="20"]').waitFor();
+    await page.reload();
+    await play().locator(`.run-view[data-run-id="${runId}"]`).waitFor();
+    assert.equal(await play().getByLabel('prompt').inputValue(), 'Reload me while I stream');
+    assert.equal(await play().getByLabel('max tokens').inputValue(), '900');
+    assert.equal(await play().getByLabel('ban').inputValue(), '*:5');
+    await play().locator('[data-testid="run-summary"]', { hasText: 'length' }).waitFor({ timeout: 60_000 });
+    const events = await stored(runId);
+    assert.equal(await play().locator('[data-testid="token-strip"] [data-index]').count(), events.length, 'every position shown');
+    await play().getByLabel('ban').fill('');
+  });
+
   it('writes a screenshot of each view', async () => {
     for (const id of ['token-strip', 'expert-heatmap', 'routing-grid', 'latency-summary', 'coactivation-details']) {
       const el = play().locator(`[data-testid="${id}"]`).first();

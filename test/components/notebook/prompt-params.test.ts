@@ -1,7 +1,8 @@
 /** A prompt cell's fields become generate parameters, and a field the server would refuse is named in a readable error. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { newCell, promptParams, type Cell, type PromptSettings } from '../../../components/notebook/model.ts';
+import { newCell, promptParams, settingsFromParams, type Cell, type PromptSettings } from '../../../components/notebook/model.ts';
+import type { GenerateParams } from '../../../server/protocol.ts';
 
 const cell = (settings: Partial<PromptSettings>): Cell => {
   const c = newCell('prompt', 'tiny');
@@ -20,6 +21,25 @@ describe('prompt cell parameters', () => {
       sampling: { temperature: 0.7, topP: 0.9 },
       interventions: { ban: [{ layer: 'all', expert: 3 }, { layer: 1, expert: 2 }], force: [{ layer: 0, expert: 1 }], topK: 3 },
     });
+  });
+
+  it('sends a prompt written as "ids: 5, 17, 3" as token ids, for checkpoints without a tokenizer', () => {
+    const withSource = (source: string): Cell => ({ ...cell({}), source });
+    assert.deepEqual(promptParams(withSource('ids: 5, 17, 3'))['promptIds'], [5, 17, 3]);
+    assert.deepEqual(promptParams(withSource('  ids:1 2,3\n'))['promptIds'], [1, 2, 3]);
+    assert.equal(promptParams(withSource('ids: 5'))['prompt'], undefined);
+    assert.equal(promptParams(withSource('Kids: 5'))['prompt'], 'Kids: 5', 'only a prompt that starts with ids:');
+    for (const bad of ['ids:', 'ids: 5, x', 'ids: -1', 'ids: 1.5']) assert.throws(() => promptParams(withSource(bad)), /a prompt of token ids is "ids:" and whole numbers/, bad);
+  });
+
+  it("reads a run's parameters back into the cell they came from", () => {
+    const settings = { maxNewTokens: 8, temperature: 0.7, topP: 0.9, topKSampling: 5, seed: 3, ban: '*:3, 1:2', force: '0:1', expertsPerToken: 3 };
+    for (const source of ['Hello', 'ids: 4, 5, 6']) {
+      const params = promptParams({ ...cell(settings), source });
+      const back = settingsFromParams(params as GenerateParams);
+      assert.equal(back.source, source);
+      assert.deepEqual(promptParams({ ...cell({}), source: back.source, prompt: back.prompt }), params);
+    }
   });
 
   it('names the field and its range when a number is out of range', () => {
