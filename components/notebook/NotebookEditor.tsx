@@ -17,6 +17,7 @@ import { Kernel, type KernelOutput } from '../kernel/kernel';
 import { LabClient, engineSocketUrl } from '../lab-client';
 import { RunCache } from '../runs';
 import { CellView, fieldProblems } from './cells';
+import { runForKernel } from './kernel-run';
 import { downloadHtml, downloadIpynb, loadNotebook, saveNotebook, type LoadedNotebook } from './persist';
 import {
   changeKind, displayRunId, endedRunOutput, insertCell, newCell, patchCell, promptParams, removeCell, updateCell,
@@ -25,29 +26,6 @@ import {
 
 /** `urgent`: save now — a run just started, and its id must survive a reload to be resumed. */
 type SaveState = 'saved' | 'dirty' | 'urgent' | 'saving' | 'error';
-
-/** A finished run as `lab.generate` returns it to notebook code. */
-function runForKernel(runId: string, model: string, events: RunEvent[]) {
-  const tokens = events.flatMap((e) => (e.t === 'token' ? [{ index: e.index, id: e.id, text: e.text, phase: e.phase }] : []));
-  const started = events.find((e) => e.t === 'started');
-  const layers = started && started.t === 'started' ? started.moeLayers : [];
-  const routing = events.flatMap((e) => {
-    if (e.t !== 'routing') return [];
-    const k = e.ids.length / Math.max(1, e.h.length);
-    return [{ index: e.index, phase: e.phase, layers: e.h.map((h, m) => ({ layer: layers[m] ?? m, ids: e.ids.slice(m * k, (m + 1) * k), weights: e.w.slice(m * k, (m + 1) * k), entropy: h })) }];
-  });
-  const done = events.find((e) => e.t === 'done');
-  const error = events.find((e) => e.t === 'error');
-  if (error && error.t === 'error') throw new Error(`${error.code}: ${error.message}`);
-  return {
-    runId,
-    model,
-    text: done && done.t === 'done' ? done.text : null,
-    tokens,
-    routing,
-    summary: done && done.t === 'done' ? { reason: done.reason, generatedTokens: done.generatedTokens, decodeTokensPerSecond: done.decodeTokensPerSecond } : null,
-  };
-}
 
 /** The longest an unsaved change waits for the autosave, however often the notebook keeps changing. */
 const MAX_UNSAVED_MS = 10_000;

@@ -24,7 +24,7 @@ interface AmdRequire {
 /** Type declarations of the `lab` API, so notebook code gets completions and checks. */
 export const LAB_TYPES = `
 interface LabToken { index: number; id: number; text: string | null; phase: 'prefill' | 'decode' }
-interface LabRouting { index: number; phase: 'prefill' | 'decode'; layers: { layer: number; ids: number[]; weights: number[]; entropy: number }[] }
+interface LabRouting { index: number; phase: 'prefill' | 'decode'; layers: { layer: number; ids: number[]; weights: number[]; entropy: number; /** Without the load-balancing bias (DeepSeek-V3 routers only). */ unbiasedIds?: number[] }[] }
 interface LabRun { runId: string; model: string; text: string | null; tokens: LabToken[]; routing: LabRouting[]; summary: { reason: string; generatedTokens: number; decodeTokensPerSecond: number | null } | null }
 interface LabGenerateParams {
   model?: string; prompt?: string; promptIds?: number[]; maxNewTokens?: number; seed?: number;

@@ -65,6 +65,7 @@ export function showTokenDetails(panel: HTMLElement, data: RunData, index: numbe
       );
       swatch(chip, expertCss(ids[j]!));
       chip.append(`e${ids[j]} ${formatWeight(w[j]!)}`);
+      if (biased) el('span', { className: 'viz-bias-mark', text: 'bias' }, chip);
     }
     if (bias && bias.dropped.length > 0) {
       el('span', { className: 'viz-muted viz-bias-note', testId: 'bias-note', text: `bias: without it ${bias.dropped.map((e) => `e${e}`).join(', ')}` }, chips);
