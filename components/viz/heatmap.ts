@@ -120,11 +120,14 @@ export function createHeatmap(container: HTMLElement, initial: HeatmapProps): He
     for (let i = 0; i < L * E; i++) if (counts[i]! > max) max = counts[i]!;
     const seq = sequentialRamp().pixels;
     const div = divergingRamp().pixels;
+    // An expert chosen at every position holds 1/k of the selections: the scale ends there (two
+    // octaves above 1/E for k = 2 of 8), not at a share no expert can reach.
+    const octaves = Math.max(1, Math.min(SHARE_OCTAVES, Math.log2(E / Math.max(1, data.topK))));
     matrix.paint(geom, (l, e) => {
       const total = stats[l]!.total;
       if (total === 0) return EMPTY;
       const c = counts[l * E + e]!;
-      return mode === 'count' ? seq[rampIndex(max > 0 ? c / max : 0)]! : div[rampIndex(shareToDiverging(c / total, E, SHARE_OCTAVES))]!;
+      return mode === 'count' ? seq[rampIndex(max > 0 ? c / max : 0)]! : div[rampIndex(shareToDiverging(c / total, E, octaves))]!;
     });
     matrix.outline(hovered, toCss(THEME.text));
 
@@ -141,9 +144,9 @@ export function createHeatmap(container: HTMLElement, initial: HeatmapProps): He
     const uniform = E > 0 ? 1 / E : 0;
     if (mode === 'share') {
       legend.set(divergingRamp(), [
-        { at: 0, label: `≤${formatPct(uniform / 2 ** SHARE_OCTAVES)}` },
+        { at: 0, label: `≤${formatPct(uniform / 2 ** octaves)}` },
         { at: 0.5, label: `1/E = ${formatPct(uniform)}`, strong: true },
-        { at: 1, label: `≥${formatPct(Math.min(1, uniform * 2 ** SHARE_OCTAVES))}` },
+        { at: 1, label: `≥${formatPct(Math.min(1, uniform * 2 ** octaves))}` },
       ], 'share of the layer’s selections; the middle colour is the uniform share 1/E');
     } else {
       const fair = stats[0] && E > 0 ? stats[0].total / E : 0;

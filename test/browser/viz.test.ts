@@ -213,7 +213,10 @@ describe('routing views in the browser', () => {
     const runId = new URL(page.url()).searchParams.get('run')!;
     await play().locator('[data-testid="token-strip"] [data-index="20"]').waitFor();
     await page.reload();
-    await play().locator(`.run-view[data-run-id="${runId}"]`).waitFor();
+    await play().locator(`.run-view[data-run-id="${runId}"]`).waitFor().catch(async (e) => {
+      await page.screenshot({ path: join(ARTIFACTS, 'reload-failure.png'), fullPage: true });
+      throw new Error(`${String(e)}\npage says: ${await play().innerText()}`);
+    });
     assert.equal(await play().getByLabel('prompt').inputValue(), 'Reload me while I stream');
     assert.equal(await play().getByLabel('max tokens').inputValue(), '900');
     assert.equal(await play().getByLabel('ban').inputValue(), '*:5');
@@ -237,6 +240,9 @@ describe('routing views in the browser', () => {
     assert.equal((await labels('[data-testid="coactivation"] .viz-axis span'))[0], 'e0');
     assert.deepEqual((await labels('[data-testid="coactivation"] .viz-axis-y span')).slice(0, 2), ['e0', 'e1']);
     assert.deepEqual((await labels('[data-testid="grid-legend"] [data-expert]')).slice(0, 3), ['e0', 'e1', 'e2']);
+    // The share scale ends at the most one expert can hold, 1/k = 50 % at top-2 of 8, not at 100 %.
+    await play().getByTestId('heatmap-mode-share').click();
+    assert.match(await play().getByTestId('heatmap-legend').innerText(), /≤3\.1 ?%[\s\S]*≥50\.0 ?%/);
   });
 
   it('compares two runs side by side in a notebook viz cell', async () => {
