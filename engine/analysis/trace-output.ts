@@ -98,7 +98,14 @@ export class TraceOutput {
   }
 
   private lock(): void {
-    mkdirSync(dirname(this.path), { recursive: true });
+    // An output folder that cannot be made or written is the output's fault: say which, with the system's code.
+    const unwritable = (e: unknown) =>
+      new AnalysisError(AnalysisErrorCode.BAD_INPUT, `cannot write ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)} (is ${dirname(this.path)} a writable folder?)`);
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+    } catch (e) {
+      throw unwritable(e);
+    }
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(this.lockPath, 'wx');
@@ -106,7 +113,7 @@ export class TraceOutput {
         closeSync(fd);
         return;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(e);
         const pid = Number(readFileSync(this.lockPath, 'utf8').trim());
         if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
           throw new AnalysisError(AnalysisErrorCode.BAD_INPUT, `another trace (pid ${pid}) is writing ${this.path}`);

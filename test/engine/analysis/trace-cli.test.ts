@@ -247,6 +247,17 @@ describe('the command line', () => {
     }
   });
 
+  it('an output in a folder that cannot be made is TRACE_BAD_INPUT naming the output', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-lab-cli-'));
+    writeFileSync(join(dir, 'p.jsonl'), '{"prompt_ids": [1, 2, 3]}\n');
+    const out = join(dir, 'p.jsonl', 'x.parquet'); // under a file
+    await assert.rejects(runTrace(['--model', makeCheckpoint({ tokenizer: true }), '--prompts', join(dir, 'p.jsonl'), '--out', out], BUILTIN_MODEL, sink()), (e: Error & { code?: string }) => {
+      assert.equal(e.code, AnalysisErrorCode.BAD_INPUT);
+      assert.match(e.message, new RegExp(`^cannot write ${out.replace(/[.]/g, '\\.')}: E[A-Z]+ \\(is .* a writable folder\\?\\)$`));
+      return true;
+    });
+  });
+
   it("names the file it could not write and the system's code, not a temporary file", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'moe-lab-cli-'));
     const trace = join(dir, 't.parquet');
