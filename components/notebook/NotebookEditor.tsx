@@ -396,6 +396,8 @@ export default function NotebookEditor({ path }: { path: string }) {
       const target = e.target as HTMLElement | null;
       const inField = !!target && (target.tagName === 'TEXTAREA' || target.tagName === 'INPUT' || target.tagName === 'SELECT' || target.isContentEditable || !!target.closest('.monaco-editor'));
       if (inField) return;
+      // A key a view used (arrows in the token strip or the routing grid) is not a notebook command.
+      if (e.defaultPrevented) return;
       // Edit mode ends once focus has left the cell's fields (a click on Run moves it to the page):
       // the key is a command, as after Esc.
       if (editing) setEditing(false);

@@ -26,7 +26,7 @@ export interface TokenStripRenderer extends Renderer<TokenStripProps> {
   pin(index: number | null): void;
 }
 
-const HINT = 'Hover a token to see its routing at every layer; click to pin.';
+const HINT = 'Hover a token to see its routing at every layer; click to pin (or focus the text: arrow keys move, Esc unpins).';
 
 /** Strip text: an empty token still needs a visible box, and a newline token shows its mark. */
 function stripText(text: string): string {
@@ -51,7 +51,7 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
   const select = layerSelect(toolbar, 'token-strip-layer', 'colour by layer');
   const info = el('span', { className: 'viz-muted' }, toolbar);
   const legend = el('div', { className: 'viz-legend', testId: 'token-strip-legend' }, root);
-  const strip = el('div', { className: 'viz-tokens', attrs: { role: 'list' } }, root);
+  const strip = el('div', { className: 'viz-tokens', attrs: { role: 'list', tabindex: '0', 'aria-label': 'tokens: arrow keys move between them, Esc unpins' } }, root);
   const details = el('div', { className: 'viz-details', testId: 'token-details', attrs: { 'aria-live': 'polite' } }, root);
   showHint(details, HINT);
 
@@ -233,6 +233,18 @@ export function createTokenStrip(container: HTMLElement, initial: TokenStripProp
   listeners.on(strip, 'click', (ev) => {
     const i = indexOf(ev.target);
     if (i >= 0) pin(i);
+  });
+  // The keyboard reaches every token: arrows move the pinned one (from the last, when none is).
+  listeners.on(strip, 'keydown', (ev) => {
+    const n = props.data.length;
+    if (ev.key === 'Escape' && pinned >= 0) return pin(null);
+    const step: Record<string, number> = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    let next = ev.key === 'Home' ? 0 : ev.key === 'End' ? n - 1 : step[ev.key] === undefined ? -1 : pinned < 0 ? (step[ev.key]! > 0 ? 0 : n - 1) : pinned + step[ev.key]!;
+    if (n === 0 || next === -1 && !(ev.key in step)) return;
+    ev.preventDefault();
+    next = Math.max(0, Math.min(n - 1, next));
+    if (next !== pinned) pin(next);
+    spans[next]?.scrollIntoView({ block: 'nearest' });
   });
   listeners.on(legend, 'mouseover', (ev) => {
     const item = ev.target instanceof Element ? ev.target.closest<HTMLElement>('[data-expert]') : null;

@@ -118,6 +118,19 @@ describe('routing views in the browser', () => {
     assert.equal(new Set(positions).size, 1, `heatmap top at ${positions.join(', ')}`);
   });
 
+  it('the keyboard reaches every token of the strip: arrows pin the next one and show its routing, Esc unpins', async () => {
+    const strip = play().locator('[data-testid="token-strip"] .viz-tokens');
+    await strip.focus();
+    await page.keyboard.press('Home');
+    await play().locator('[data-testid="token-details"][data-index="0"]').waitFor();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    await play().locator('[data-testid="token-details"][data-index="2"]').waitFor();
+    assert.equal(await play().locator('[data-testid="token-strip"] .viz-tok-pinned').getAttribute('data-index'), '2');
+    await page.keyboard.press('Escape');
+    assert.equal(await play().locator('[data-testid="token-strip"] .viz-tok-pinned').count(), 0);
+  });
+
   it('a character split over tokens reads whole in the strip: the token that only starts it is an empty box', async () => {
     await runPrompt('Москва — столица', 2);
     const tokens = play().locator('[data-testid="token-strip"] [data-index]');
