@@ -165,10 +165,15 @@ export function endedRunOutput(output: RunOutput, last: RunEvent): RunOutput {
   return { ...output, status: reason === 'cancelled' ? 'cancelled' : 'done', summary };
 }
 
-/** The run id a cell's output holds, if any. */
+/**
+ * The run id a cell's output holds, if any: a prompt cell's run, else the last run a code cell
+ * showed with `lab.show`, so views and comparisons can follow code cells' runs too.
+ */
 export function runIdOf(cell: Cell | undefined): string | null {
   const out = cell?.outputs.find((o) => o.type === 'run');
-  return out && out.type === 'run' ? out.runId : null;
+  if (out && out.type === 'run') return out.runId;
+  const shown = (cell?.outputs ?? []).flatMap((o) => (o.type === 'display' ? [displayRunId(o.data)] : [])).filter((id): id is string => id !== null);
+  return shown.at(-1) ?? null;
 }
 
 /** The run a `lab.show` display shows (its data is the run object the cell passed), or null. */
