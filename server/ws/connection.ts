@@ -9,7 +9,7 @@
  * and never delays another client. Sending resumes from the cursor once the buffer drains; a client
  * stalled for STALL_TIMEOUT_MS is disconnected and can reconnect and resume from its last seq.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { assertNever } from '../../engine/assert-never.ts';
 import { EngineError } from '../../engine/errors.ts';
@@ -55,6 +55,8 @@ export class TokenBucket {
 export class Connection {
   readonly id = randomUUID();
   alive = true;
+  /** The payload of the last ping; a pong must echo it. */
+  private pingNonce: Buffer | null = null;
   private greeted = false;
   private readonly subs = new Map<string, Subscription>();
   private readonly bucket: TokenBucket;
@@ -75,7 +77,11 @@ export class Connection {
   ) {
     this.bucket = new TokenBucket(runs.limits.messagesPerSecond);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    ws.on('pong', () => (this.alive = true));
+    // Only the answer to the last ping counts: unsolicited pongs (allowed as a one-way heartbeat)
+    // must not keep a client alive that never reads its pings.
+    ws.on('pong', (data: Buffer) => {
+      if (this.pingNonce && data.equals(this.pingNonce)) this.alive = true;
+    });
     ws.on('close', () => this.dispose());
     ws.on('error', (e) => this.log.warn(`connection ${this.id.slice(0, 8)}: ${e.message}`));
   }
@@ -259,7 +265,8 @@ export class Connection {
       return;
     }
     this.alive = false;
-    this.ws.ping();
+    this.pingNonce = randomBytes(8);
+    this.ws.ping(this.pingNonce);
   }
 
   /**

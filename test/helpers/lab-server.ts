@@ -39,6 +39,8 @@ export interface ClientOptions {
   readonly origin?: string;
   readonly host?: string;
   readonly cookie?: string;
+  /** false: do not answer the server's pings (a client that only pretends to be alive). */
+  readonly autoPong?: boolean;
 }
 
 /** Protocol client: every message received, with helpers to wait for specific ones. */
@@ -64,7 +66,7 @@ export class TestClient {
     if (opts.token) headers['Authorization'] = `Bearer ${opts.token}`;
     if (opts.cookie) headers['Cookie'] = opts.cookie;
     if (opts.host) headers['Host'] = opts.host;
-    const ws = new WebSocket(url.replace(/^http/, 'ws') + '/ws', { headers, ...(opts.origin ? { origin: opts.origin } : {}) });
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + '/ws', { headers, ...(opts.origin ? { origin: opts.origin } : {}), ...(opts.autoPong === false ? { autoPong: false } : {}) });
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(new TestClient(ws)));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));

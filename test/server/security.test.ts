@@ -290,6 +290,22 @@ describe('heartbeat', () => {
       await server.close();
     }
   });
+
+  it('unsolicited pongs do not keep alive a socket that never answers a ping', async () => {
+    const server = await labServer({ modelDirs: [fixtureDir('mixtral')], heartbeatMs: 100 });
+    try {
+      const faker = await TestClient.connect(server.url, { token: server.token, autoPong: false });
+      await faker.hello();
+      const pongs = setInterval(() => faker.ws.pong(Buffer.from('alive')), 20);
+      const t0 = Date.now();
+      while (server.connectionCount() > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      clearInterval(pongs);
+      assert.equal(server.connectionCount(), 0, 'dropped although it kept sending pongs');
+      assert.ok(Date.now() - t0 < 1000, `dropped after ${Date.now() - t0} ms`);
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('the hosts a server answers to', () => {
