@@ -70,6 +70,17 @@ export function showTokenDetails(panel: HTMLElement, data: RunData, index: numbe
     if (bias && bias.dropped.length > 0) {
       el('span', { className: 'viz-muted viz-bias-note', testId: 'bias-note', text: `bias: without it ${bias.dropped.map((e) => `e${e}`).join(', ')}` }, chips);
     }
+    // Weights that do not sum to 1 are the model's design, not an error; say so where it shows.
+    let sum = 0;
+    for (let j = 0; j < ids.length; j++) sum += w[j]!;
+    if (ids.length > 0 && Math.abs(sum - 1) > 0.005) {
+      el('span', {
+        className: 'viz-muted viz-bias-note',
+        testId: 'weight-sum',
+        text: `Σ ${sum.toFixed(2)}`,
+        attrs: { title: 'these gate weights do not sum to 1: DeepSeek-V3 scales them by routed_scaling_factor; Qwen2-MoE and OLMoE do not renormalise the top-k' },
+      }, chips);
+    }
     el('td', { className: 'viz-num', text: formatNum(data.entropy[index * data.numLayers + l]!, 3) }, row);
     distributionBars(el('td', {}, row), data.numExperts, ids, w, data.layerProbs(index, l));
   }

@@ -110,6 +110,7 @@ describe('routing views in the browser', () => {
         const text = await rows.nth(m).innerText();
         for (let j = 0; j < k; j++) assert.ok(text.includes(r.w[m * k + j]!.toFixed(2)) || text.includes(r.w[m * k + j]!.toFixed(3)), `weight ${r.w[m * k + j]} in "${text}"`);
       }
+      assert.equal(await panel.getByTestId('weight-sum').count(), 0, 'weights that sum to 1 need no note');
       positions.push(await heatTop());
       await page.mouse.move(5, 5);
       positions.push(await heatTop());
@@ -163,6 +164,8 @@ describe('routing views in the browser', () => {
     const biased = await row.locator('.viz-chip-biased').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-expert'))));
     assert.deepEqual(biased.sort(), [...found.added].sort());
     assert.equal(await row.getByTestId('bias-note').innerText(), `bias: without it ${found.dropped.map((e) => `e${e}`).join(', ')}`);
+    // Its gate weights sum to routed_scaling_factor (2.5 in the fixture), and the row says so.
+    assert.equal(await row.getByTestId('weight-sum').innerText(), 'Σ 2.50');
   });
 
   /** Hovers the heatmap cell (layer, expert) and returns its details line. */
