@@ -29,7 +29,7 @@ export type HtmlRunData = z.infer<typeof htmlRunDataSchema>;
 export interface HtmlExportOptions {
   /** Run data by run id; prompt cells whose run is here show coloured tokens. */
   runs?: Readonly<Record<string, HtmlRunData>>;
-  /** Which entry of `top1Expert` colours the tokens (default 0, the first MoE layer). */
+  /** Which entry of `top1Expert` colours the tokens (default: the last MoE layer, as in the app's token strip). */
   colorLayer?: number;
   /** Page title when the notebook has none. */
   title?: string;
@@ -111,7 +111,7 @@ function tokenStrip(data: HtmlRunData, colorLayer: number): string {
 function runOutput(run: RunBundle, bundleText: string | undefined, options: HtmlExportOptions): string {
   const data = ownEntry(options.runs, run.runId);
   const head = `<div class="meta">run <code>${escapeHtml(run.runId)}</code> · ${escapeHtml(run.status)} · model <code>${escapeHtml(run.modelId)}</code></div>`;
-  if (data !== undefined) return head + tokenStrip(data, options.colorLayer ?? 0);
+  if (data !== undefined) return head + tokenStrip(data, options.colorLayer ?? Math.max(0, Math.max(0, ...data.tokens.map((t) => t.top1Expert?.length ?? 0)) - 1));
   // An empty text/plain says nothing about a run (older saves wrote one for failed runs); the
   // status line does.
   const text = typeof run.summary?.text === 'string' ? run.summary.text : bundleText !== undefined && bundleText !== '' ? bundleText : runText(run);

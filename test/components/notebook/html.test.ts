@@ -51,7 +51,7 @@ function markup(html: string): string {
 }
 
 describe('HTML export', () => {
-  const page = exportHtml(fullNotebook(), { runs });
+  const page = exportHtml(fullNotebook(), { runs, colorLayer: 0 });
 
   it('contains no script at all and follows the tag and attribute allowlist', () => {
     assert.ok(!/<script/i.test(page));
@@ -103,8 +103,9 @@ describe('HTML export', () => {
     assert.ok(page.includes('expert 3</li>') && page.includes('expert 5</li>'), 'legend');
   });
 
-  it('colours by another MoE layer when asked', () => {
-    const byLayer1 = exportHtml(fullNotebook(), { runs, colorLayer: 1 });
+  it('colours by the last MoE layer unless asked for another, as the app does', () => {
+    const byLayer1 = exportHtml(fullNotebook(), { runs });
+    assert.match(byLayer1, /coloured by the top-1 expert at MoE layer index 1/);
     const bg = [...byLayer1.matchAll(/<span class="tok"(?: style="background:([^"]+)")?/g)].map((m) => m[1] ?? null);
     assert.equal(bg[0], bg[1]);
     assert.equal(bg[2], null);
@@ -151,7 +152,7 @@ describe('HTML export', () => {
   });
 
   it('is deterministic', () => {
-    assert.equal(exportHtml(fullNotebook(), { runs }), page);
+    assert.equal(exportHtml(fullNotebook(), { runs, colorLayer: 0 }), page);
   });
 
   it('validates the notebook first', () => {
