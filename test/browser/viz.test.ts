@@ -89,7 +89,8 @@ describe('routing views in the browser', () => {
     // The routing grid followed the run to its last row, the final batch included.
     const grid = await page.locator('.viz-grid-scroller').evaluate((el) => ({ top: el.scrollTop, max: el.scrollHeight - el.clientHeight }));
     assert.ok(grid.max > 0 && grid.top >= grid.max - 1, `grid scrolled to ${grid.top} of ${grid.max}`);
-    // So did the token strip, once its text outgrew its box.
+    // So did the token strip, once its text outgrew its box (its last frame drawn).
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="playground"] [data-testid="token-strip"] [data-index]').length >= n, routing.length, { timeout: 10_000 });
     const strip = await play().locator('[data-testid="token-strip"] .viz-tokens').evaluate((el) => ({ top: el.scrollTop, max: el.scrollHeight - el.clientHeight }));
     assert.ok(strip.max > 0 && strip.top >= strip.max - 1, `token strip scrolled to ${strip.top} of ${strip.max}`);
   });
@@ -134,6 +135,9 @@ describe('routing views in the browser', () => {
 
   it('a character split over tokens reads whole in the strip: the token that only starts it is an empty box', async () => {
     await runPrompt('Москва — столица', 2);
+    // The strip draws on the next animation frame after the run's last event.
+    const strip = '[data-testid="playground"] [data-testid="token-strip"] .viz-tokens';
+    await page.waitForFunction((sel) => (document.querySelector(sel)?.textContent ?? '').startsWith('Москва'), strip, { timeout: 10_000 }).catch(() => {});
     const tokens = play().locator('[data-testid="token-strip"] [data-index]');
     const text = (await tokens.allTextContents()).join('');
     // The prompt reads as typed (a random model's own bytes after it may be invalid UTF-8).
@@ -240,6 +244,8 @@ describe('routing views in the browser', () => {
     assert.equal(await play().getByLabel('ban').inputValue(), '*:5');
     await play().locator('[data-testid="run-summary"]', { hasText: 'length' }).waitFor({ timeout: 60_000 });
     const events = await stored(runId);
+    // The strip's last frame follows the run's last event.
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="playground"] [data-testid="token-strip"] [data-index]').length >= n, events.length, { timeout: 10_000 }).catch(() => {});
     assert.equal(await play().locator('[data-testid="token-strip"] [data-index]').count(), events.length, 'every position shown');
     await play().getByLabel('ban').fill('');
   });
@@ -260,6 +266,7 @@ describe('routing views in the browser', () => {
     assert.deepEqual((await labels('[data-testid="grid-legend"] [data-expert]')).slice(0, 3), ['e0', 'e1', 'e2']);
     // The share scale ends at the most one expert can hold, 1/k = 50 % at top-2 of 8, not at 100 %.
     await play().getByTestId('heatmap-mode-share').click();
+    await play().getByTestId('heatmap-legend').filter({ hasText: /≥50\.0 ?%/ }).waitFor({ timeout: 5_000 });
     assert.match(await play().getByTestId('heatmap-legend').innerText(), /≤3\.1 ?%[\s\S]*≥50\.0 ?%/);
   });
 
