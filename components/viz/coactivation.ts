@@ -132,6 +132,13 @@ export function createCoactivation(container: HTMLElement, initial: Coactivation
     hovered = null;
     scheduler.schedule();
   });
+  listeners.on(matrix.canvas, 'keydown', (ev) => {
+    const next = matrix.cellAfterKey(hovered, ev.key);
+    if (next === undefined) return;
+    ev.preventDefault();
+    hovered = next;
+    scheduler.schedule();
+  });
 
   watch(initial.data);
   draw(true);

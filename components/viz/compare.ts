@@ -203,6 +203,13 @@ export function createCompare(container: HTMLElement, initial: CompareProps): Co
     hoveredCell = null;
     scheduler.schedule();
   });
+  listeners.on(matrix.canvas, 'keydown', (ev) => {
+    const next = matrix.cellAfterKey(hoveredCell, ev.key);
+    if (next === undefined) return;
+    ev.preventDefault();
+    hoveredCell = next;
+    scheduler.schedule();
+  });
   width = listeners.onWidthChange(root, (w) => {
     width = w;
     scheduler.schedule();

@@ -189,6 +189,14 @@ export function createHeatmap(container: HTMLElement, initial: HeatmapProps): He
     hovered = null;
     scheduler.schedule();
   });
+  listeners.on(matrix.canvas, 'keydown', (ev) => {
+    const next = matrix.cellAfterKey(hovered, ev.key);
+    if (next === undefined) return;
+    ev.preventDefault();
+    hovered = next;
+    if (next) describe(next.row, next.col);
+    scheduler.schedule();
+  });
   width = listeners.onWidthChange(root, (w) => {
     width = w;
     scheduler.schedule();

@@ -15,6 +15,8 @@ export class MatrixCanvas {
     this.canvas = document.createElement('canvas');
     this.canvas.className = 'viz-matrix';
     this.canvas.dataset.testid = testId;
+    this.canvas.tabIndex = 0;
+    this.canvas.setAttribute('aria-label', 'matrix: arrow keys move between cells, Esc leaves');
     parent.appendChild(this.canvas);
     this.ctx = this.canvas.getContext('2d', { alpha: false });
     this.buffer = this.ctx ? new PixelBuffer(this.ctx) : null;
@@ -67,5 +69,20 @@ export class MatrixCanvas {
     if (!this.geom) return null;
     const r = this.canvas.getBoundingClientRect();
     return matrixHitTest(this.geom, ev.clientX - r.left, ev.clientY - r.top);
+  }
+
+  /**
+   * The cell a key moves to from `from`, so the keyboard reaches every cell as the mouse does:
+   * arrows move (from the first cell when none is shown), Escape shows none (null); undefined for
+   * a key that is not a move.
+   */
+  cellAfterKey(from: Cell | null, key: string): Cell | null | undefined {
+    const g = this.geom;
+    if (key === 'Escape') return from ? null : undefined;
+    const move: Record<string, [number, number]> = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const m = move[key];
+    if (!m || !g || g.rows === 0 || g.cols === 0) return undefined;
+    if (!from) return { row: 0, col: 0 };
+    return { row: Math.max(0, Math.min(g.rows - 1, from.row + m[0])), col: Math.max(0, Math.min(g.cols - 1, from.col + m[1])) };
   }
 }

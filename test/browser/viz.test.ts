@@ -133,6 +133,21 @@ describe('routing views in the browser', () => {
     assert.equal(await play().locator('[data-testid="token-strip"] .viz-tok-pinned').count(), 0);
   });
 
+  it('the keyboard reaches every heatmap and co-activation cell: arrows show a cell as hovering does', async () => {
+    const heat = play().locator('[data-testid="expert-heatmap-canvas"]').first();
+    await heat.focus();
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    await play().getByTestId('heatmap-details').filter({ hasText: /^L0 · e2/ }).waitFor({ timeout: 5_000 });
+    const co = play().locator('[data-testid="coactivation-canvas"]').first();
+    await co.focus();
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowRight');
+    await play().getByTestId('coactivation-details').filter({ hasText: /P\(e1 \| e1\)|N\(e1\)|e1 was never chosen/ }).waitFor({ timeout: 5_000 });
+  });
+
   it('a character split over tokens reads whole in the strip: the token that only starts it is an empty box', async () => {
     await runPrompt('Москва — столица', 2);
     // The strip draws on the next animation frame after the run's last event.
