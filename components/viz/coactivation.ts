@@ -132,11 +132,8 @@ export function createCoactivation(container: HTMLElement, initial: Coactivation
     hovered = null;
     scheduler.schedule();
   });
-  listeners.on(matrix.canvas, 'keydown', (ev) => {
-    const next = matrix.cellAfterKey(hovered, ev.key);
-    if (next === undefined) return;
-    ev.preventDefault();
-    hovered = next;
+  matrix.onKeys(listeners, () => hovered, (c) => {
+    hovered = c;
     scheduler.schedule();
   });
 

@@ -203,11 +203,8 @@ export function createCompare(container: HTMLElement, initial: CompareProps): Co
     hoveredCell = null;
     scheduler.schedule();
   });
-  listeners.on(matrix.canvas, 'keydown', (ev) => {
-    const next = matrix.cellAfterKey(hoveredCell, ev.key);
-    if (next === undefined) return;
-    ev.preventDefault();
-    hoveredCell = next;
+  matrix.onKeys(listeners, () => hoveredCell, (c) => {
+    hoveredCell = c;
     scheduler.schedule();
   });
   width = listeners.onWidthChange(root, (w) => {

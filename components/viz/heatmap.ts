@@ -189,12 +189,9 @@ export function createHeatmap(container: HTMLElement, initial: HeatmapProps): He
     hovered = null;
     scheduler.schedule();
   });
-  listeners.on(matrix.canvas, 'keydown', (ev) => {
-    const next = matrix.cellAfterKey(hovered, ev.key);
-    if (next === undefined) return;
-    ev.preventDefault();
-    hovered = next;
-    if (next) describe(next.row, next.col);
+  matrix.onKeys(listeners, () => hovered, (c) => {
+    hovered = c;
+    if (c) describe(c.row, c.col);
     scheduler.schedule();
   });
   width = listeners.onWidthChange(root, (w) => {

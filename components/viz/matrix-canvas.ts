@@ -2,7 +2,7 @@
  * A rows × cols matrix of flat colours on a canvas, drawn through one reused ImageData: the shared
  * drawing path of the heatmap, the co-activation matrix and the A/B difference.
  */
-import { PixelBuffer, sizeCanvas } from './dom';
+import { PixelBuffer, sizeCanvas, type Listeners } from './dom';
 import { deviceSpan, matrixHitTest, type Cell, type MatrixGeometry } from './layout';
 
 export class MatrixCanvas {
@@ -84,5 +84,15 @@ export class MatrixCanvas {
     if (!m || !g || g.rows === 0 || g.cols === 0) return undefined;
     if (!from) return { row: 0, col: 0 };
     return { row: Math.max(0, Math.min(g.rows - 1, from.row + m[0])), col: Math.max(0, Math.min(g.cols - 1, from.col + m[1])) };
+  }
+
+  /** Keys move the shown cell (cellAfterKey) from `current()`; `show` gets the new one, as a hover would. */
+  onKeys(listeners: Listeners, current: () => Cell | null, show: (cell: Cell | null) => void): void {
+    listeners.on(this.canvas, 'keydown', (ev) => {
+      const next = this.cellAfterKey(current(), ev.key);
+      if (next === undefined) return;
+      ev.preventDefault();
+      show(next);
+    });
   }
 }
