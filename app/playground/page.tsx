@@ -8,7 +8,7 @@ import { RunCache, useRun } from '../../components/runs';
 import { RunView } from '../../components/notebook/run-view';
 import { promptParams, newCell, settingsFromParams, type Cell } from '../../components/notebook/model';
 import { generateParamsSchema, runDetailSchema } from '../../server/protocol';
-import { CellView, fieldProblems } from '../../components/notebook/cells';
+import { CellView, checkFields } from '../../components/notebook/cells';
 
 export default function Playground() {
   const client = useRef<LabClient | null>(null);
@@ -57,8 +57,7 @@ export default function Playground() {
     setError(null);
     setRunning(true);
     try {
-      const bad = fieldProblems(cell.id);
-      if (bad.length > 0) throw new Error(`${bad.join('; ')}: correct the marked field to run`);
+      checkFields(cell.id);
       let id = '';
       id = await c.generate(promptParams(cell), {
         onEvents: (evs) => {

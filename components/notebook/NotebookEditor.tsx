@@ -16,7 +16,7 @@ import { apiJson } from '../api';
 import { Kernel, type KernelOutput } from '../kernel/kernel';
 import { LabClient, engineSocketUrl } from '../lab-client';
 import { RunCache } from '../runs';
-import { CellView, fieldProblems } from './cells';
+import { CellView, checkFields } from './cells';
 import { runForKernel } from './kernel-run';
 import { downloadHtml, downloadIpynb, loadNotebook, saveNotebook, type LoadedNotebook } from './persist';
 import {
@@ -290,8 +290,7 @@ export default function NotebookEditor({ path }: { path: string }) {
       const outcome = new Promise<boolean>((resolve) => (ended = resolve));
       try {
         if (!c) throw new Error('not connected to the server');
-        const bad = fieldProblems(cell.id);
-        if (bad.length > 0) throw new Error(`${bad.join('; ')}: correct the marked field to run`);
+        checkFields(cell.id);
         // A cell without a model of its own runs on the notebook's, else on the server's first, as lab.generate does.
         const params = promptParams(cell, nbRef.current?.model?.id ?? c.models[0]?.id ?? null);
         let runId = '';

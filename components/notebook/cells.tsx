@@ -133,21 +133,16 @@ function num(v: string): number | undefined | null {
 }
 
 /**
- * A number field that keeps its text as typed: "0." and "-" are steps on the way to 0.5 and -5, so
- * the text is the field's own state, and only a number in the parameter's range (or empty, the
- * default) is passed on. Anything else is kept, marked with the reason, and changes nothing: the
- * cell keeps its last valid value, so the notebook still saves.
- */
-/**
  * The number fields of each cell whose text is not a valid value, by label. A run of the cell is
- * refused while any is listed (`fieldProblems`): the cell still holds the last valid value, and a
+ * refused while any is listed (`checkFields`): the cell still holds the last valid value, and a
  * run with it would not be the run the screen shows.
  */
 const invalidFields = new Map<string, Map<string, string>>();
 
-/** Why the cell's number fields cannot run as shown (empty when they can). */
-export function fieldProblems(cellId: string): string[] {
-  return [...(invalidFields.get(cellId)?.values() ?? [])];
+/** Throws, with every reason, when the cell's number fields cannot run as shown. */
+export function checkFields(cellId: string): void {
+  const problems = [...(invalidFields.get(cellId)?.values() ?? [])];
+  if (problems.length > 0) throw new Error(`${problems.join('; ')}: correct the marked field to run`);
 }
 
 function reportField(cellId: string, label: string, problem: string | null): void {
@@ -158,6 +153,12 @@ function reportField(cellId: string, label: string, problem: string | null): voi
   else invalidFields.set(cellId, fields);
 }
 
+/**
+ * A number field that keeps its text as typed: "0." and "-" are steps on the way to 0.5 and -5, so
+ * the text is the field's own state, and only a number in the parameter's range (or empty, the
+ * default) is passed on. Anything else is kept, marked with the reason, and changes nothing: the
+ * cell keeps its last valid value, so the notebook still saves.
+ */
 function NumberField({ cellId, label, width, range, value, onChange, hint }: { cellId: string; label: string; width: number; range: NumberRange; value: number | undefined; onChange(v: number | undefined): void; hint?: string | undefined }) {
   const [text, setText] = useState(value === undefined ? '' : String(value));
   // A value changed from outside (another tab, a reload) replaces the text; the field's own do not.
