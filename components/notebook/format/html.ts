@@ -88,6 +88,13 @@ function summaryLine(summary: RunSummary | undefined): string {
   return parts.length > 0 ? `<div class="meta">${escapeHtml(parts.join(' · '))}</div>` : '';
 }
 
+/** The last MoE layer a run's tokens have routing for (a loop: a spread of every token can overflow the stack). */
+function lastLayer(data: HtmlRunData): number {
+  let layers = 0;
+  for (const t of data.tokens) layers = Math.max(layers, t.top1Expert?.length ?? 0);
+  return Math.max(0, layers - 1);
+}
+
 function tokenStrip(data: HtmlRunData, colorLayer: number): string {
   const experts = new Set<number>();
   const spans = data.tokens.map((tok) => {
@@ -111,7 +118,7 @@ function tokenStrip(data: HtmlRunData, colorLayer: number): string {
 function runOutput(run: RunBundle, bundleText: string | undefined, options: HtmlExportOptions): string {
   const data = ownEntry(options.runs, run.runId);
   const head = `<div class="meta">run <code>${escapeHtml(run.runId)}</code> · ${escapeHtml(run.status)} · model <code>${escapeHtml(run.modelId)}</code></div>`;
-  if (data !== undefined) return head + tokenStrip(data, options.colorLayer ?? Math.max(0, Math.max(0, ...data.tokens.map((t) => t.top1Expert?.length ?? 0)) - 1));
+  if (data !== undefined) return head + tokenStrip(data, options.colorLayer ?? lastLayer(data));
   // An empty text/plain says nothing about a run (older saves wrote one for failed runs); the
   // status line does.
   const text = typeof run.summary?.text === 'string' ? run.summary.text : bundleText !== undefined && bundleText !== '' ? bundleText : runText(run);
