@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseQuant } from '../engine/graph/quant.ts';
+import { parseMaxContext } from '../engine/runtime/memory.ts';
 import { startServer, type RequestHandler } from './app.ts';
 import { consoleLogger } from './log.ts';
 import { ModelRegistry } from './models.ts';
@@ -90,10 +91,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const quant = parseQuant(values.quant);
   const port = values.port !== undefined ? Number(values.port) : DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0–65535, got ${values.port}`);
-  const maxContext = values['max-context'] !== undefined ? Number(values['max-context']) : undefined;
-  if (maxContext !== undefined && !(Number.isInteger(maxContext) && maxContext >= 1)) {
-    throw new Error(`--max-context must be a whole number of positions of at least 1, got ${values['max-context']}`);
-  }
+  const maxContext = parseMaxContext(values['max-context']);
 
   const home = join(homedir(), '.moe-lab');
   const modelDirs = [...ModelRegistry.scan(resolve(values['models-dir'] ?? join(REPO_ROOT, 'models'))), ...(values.model ?? [])];

@@ -17,6 +17,7 @@ import { DEFAULT_MAX_NEW_TOKENS } from '../generate/generate.ts';
 import { parseExpertList } from '../generate/interventions.ts';
 import type { GenerateRequest, Interventions } from '../generate/types.ts';
 import { parseQuant, type QuantMode } from '../graph/quant.ts';
+import { parseMaxContext } from '../runtime/memory.ts';
 import type { ExecutionProvider } from '../runtime/ort.ts';
 
 export const TRACE_USAGE = `moe-lab trace --prompts FILE.jsonl --out FILE.parquet [--model DIR] [--max-new-tokens N]
@@ -81,10 +82,7 @@ export function parseTraceArgs(argv: string[], defaultModel: string): TraceArgs 
   if (!['cpu', 'cuda', 'webgpu'].includes(provider)) throw new EngineError(EngineErrorCode.PROVIDER_UNAVAILABLE, `unknown provider '${provider}' (cpu, cuda or webgpu)`);
   const maxNew = num(values['max-new-tokens'], 'max-new-tokens') ?? DEFAULT_MAX_NEW_TOKENS;
   const expertsPerToken = num(values['experts-per-token'], 'experts-per-token');
-  const maxContext = num(values['max-context'], 'max-context');
-  if (maxContext !== undefined && !(Number.isInteger(maxContext) && maxContext >= 1)) {
-    throw new EngineError(EngineErrorCode.BAD_CONFIG, `--max-context must be a whole number of positions of at least 1, got '${values['max-context']}'`);
-  }
+  const maxContext = parseMaxContext(values['max-context']);
   return {
     model: values.model ?? defaultModel,
     prompts: values.prompts,

@@ -149,6 +149,14 @@ function runtimeBytes(cfg: ModelConfig): number {
   return 256 * 1024 ** 2 + 8 * T * widest * 4;
 }
 
+/** A `--max-context` value (absent: no cap); anything but a whole number ≥ 1 is ENGINE_BAD_CONFIG. */
+export function parseMaxContext(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = v.trim() === '' ? NaN : Number(v);
+  if (!(Number.isInteger(n) && n >= 1)) throw new EngineError(EngineErrorCode.BAD_CONFIG, `--max-context must be a whole number of positions of at least 1, got '${v}'`);
+  return n;
+}
+
 /**
  * The budget at the context this machine can give the model: the checkpoint's whole context, or
  * `limit` positions when that is less, if its cache fits; else the most positions that fit (a whole

@@ -8,7 +8,7 @@ import { openCheckpoint } from '../../engine/checkpoint/checkpoint.ts';
 import { EngineError, EngineErrorCode } from '../../engine/errors.ts';
 import { generate } from '../../engine/generate/generate.ts';
 import type { GenerationEvent } from '../../engine/generate/types.ts';
-import { checkBudget, describeBudget, fitContext, kvBytesPerPosition, MIN_CONTEXT } from '../../engine/runtime/memory.ts';
+import { checkBudget, describeBudget, fitContext, kvBytesPerPosition, MIN_CONTEXT, parseMaxContext } from '../../engine/runtime/memory.ts';
 import { ModelRunner } from '../../engine/runtime/runner.ts';
 import { testCacheDir } from '../helpers/cache.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
@@ -89,5 +89,13 @@ describe('a runner loaded with a smaller context', () => {
     for (const maxContext of [0, -5, 2.5]) {
       await assert.rejects(ModelRunner.load(fixtureDir('mixtral'), { cacheDir: testCacheDir(), maxContext }), (e: unknown) => e instanceof EngineError && e.code === EngineErrorCode.BAD_CONFIG);
     }
+  });
+});
+
+describe('--max-context', () => {
+  it('takes a whole number of positions of at least 1, and refuses anything else with ENGINE_BAD_CONFIG', () => {
+    assert.equal(parseMaxContext('1024'), 1024);
+    assert.equal(parseMaxContext(undefined), undefined);
+    for (const bad of ['0', '-4', '1.5', 'abc', '', ' ']) assert.throws(() => parseMaxContext(bad), { code: EngineErrorCode.BAD_CONFIG }, bad);
   });
 });
